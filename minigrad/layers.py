@@ -1,0 +1,179 @@
+"""Layers with parameters, and the Sequential container."""
+import numbers
+
+import numpy as np
+
+from .module import Module
+
+__all__ = ["Linear", "Sequential"]
+
+
+def _positive_int(value, who, name):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{who}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class Linear(Module):
+    """y = W x + b per sample, so Y = X W^T + b for a batch (as torch.nn.Linear).
+
+    W: (o, m), b: (o,); parameters flatten as [W row-major, b], p = o*m + o.
+    Jacobians per sample: J_x = W (o x m); J_theta = [I_o kron x^T, I_o] (o x p),
+    whose Kronecker structure every product below uses instead of building it.
+    The layer is linear in x and in theta separately, so its only curvature is
+    the x-W cross term: d^2 y_i / (dx_j dW_kl) = delta_ik delta_jl.
+    """
+
+    def __init__(self, in_features, out_features, *, rng=None):
+        super().__init__()
+        who = "Linear"
+        self.in_features = _positive_int(in_features, who, "in_features")
+        self.out_feats = _positive_int(out_features, who, "out_features")
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        bound = 1.0 / np.sqrt(self.in_features)
+        self.params["W"] = rng.uniform(-bound, bound, (self.out_feats, self.in_features))
+        self.params["b"] = rng.uniform(-bound, bound, self.out_feats)
+        self.zero_grad()
+
+    def __repr__(self):
+        return f"Linear({self.in_features}, {self.out_feats})"
+
+    def out_features(self, m=None):
+        return self.out_feats
+
+    @property
+    def W(self):
+        return self.params["W"]
+
+    @property
+    def b(self):
+        return self.params["b"]
+
+    def forward(self, X):
+        return X @ self.W.T + self.b
+
+    def vjp(self, G):
+        X = self._need_input()
+        return G @ self.W, [G.T @ X, G.sum(axis=0)]
+
+    def jvp(self, dX=None, dparams=None):
+        X = self._need_input()
+        dY = np.zeros((X.shape[0], self.out_feats))
+        if dX is not None:
+            dY = dY + dX @ self.W.T
+        if dparams is not None:
+            dW, db = dparams
+            dY = dY + X @ dW.T + db
+        return dY
+
+    def input_jacobian(self):
+        X = self._need_input()
+        return np.broadcast_to(self.W, (X.shape[0],) + self.W.shape).copy()
+
+    def param_jacobian(self):
+        X = self._need_input()
+        B, (o, m) = X.shape[0], self.W.shape
+        JW = np.einsum("ik,bl->bikl", np.eye(o), X).reshape(B, o, o * m)
+        Jb = np.broadcast_to(np.eye(o), (B, o, o))
+        return np.concatenate([JW, Jb], axis=2)
+
+    def vjp_input_many(self, A):
+        return self.W.T @ A
+
+    def vjp_params_many(self, A):
+        X = self._need_input()
+        B, o, k = A.shape
+        AW = (A[:, :, None, :] * X[:, None, :, None]).reshape(B, o * X.shape[1], k)
+        return np.concatenate([AW, A], axis=1)
+
+    def vjp_params_sum(self, A):
+        X = self._need_input()
+        o, k = A.shape[1], A.shape[2]
+        AW = np.einsum("bik,bj->ijk", A, X).reshape(o * X.shape[1], k)
+        return np.concatenate([AW, A.sum(axis=0)], axis=0)
+
+    def gram_params(self, H):
+        # sum_b (H_b kron x_b x_b^T) as one matrix product over the batch
+        X = self._need_input()
+        B, (o, m) = X.shape[0], self.W.shape
+        XX = (X[:, :, None] * X[:, None, :]).reshape(B, m * m)
+        WW = (H.reshape(B, o * o).T @ XX).reshape(o, o, m, m)
+        WW = WW.transpose(0, 2, 1, 3).reshape(o * m, o * m)
+        Wb = np.einsum("bik,bj->ijk", H, X).reshape(o * m, o)
+        bb = H.sum(axis=0)
+        return np.block([[WW, Wb], [Wb.T, bb]])
+
+    def second_contraction(self, G):
+        X = self._need_input()
+        B, (o, m) = X.shape[0], self.W.shape
+        CW = np.einsum("bk,jl->bjkl", G, np.eye(m)).reshape(B, m, o * m)
+        return None, np.concatenate([CW, np.zeros((B, m, o))], axis=2), None
+
+    def second_vjp(self, G, dX=None, dparams=None):
+        X = self._need_input()
+        sx = np.zeros_like(X) if dparams is None else G @ dparams[0]
+        sW = np.zeros_like(self.W) if dX is None else G.T @ dX
+        return sx, [sW, np.zeros_like(self.b)]
+
+
+class Sequential(Module):
+    """The composition y = f_L(... f_2(f_1(x))): modules applied in order.
+
+    Nested Sequentials are flattened, so ``modules`` lists leaf modules only and
+    the parameters flatten in module order. Derivatives of the whole chain are
+    in ``minigrad.derivatives``; ``backward`` and ``jvp`` here chain the leaves.
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        flat = []
+        for k, mod in enumerate(modules):
+            if isinstance(mod, Sequential):
+                flat.extend(mod.modules)
+            elif isinstance(mod, Module):
+                flat.append(mod)
+            else:
+                raise ValueError(f"Sequential: argument {k} is not a Module, got {type(mod).__name__}")
+        if not flat:
+            raise ValueError("Sequential: needs at least one module")
+        self.modules = flat
+        self.in_features = flat[0].in_features
+
+    def __repr__(self):
+        return "Sequential(" + ", ".join(map(repr, self.modules)) + ")"
+
+    def __call__(self, X):
+        for mod in self.modules:
+            X = mod(X)
+        return X
+
+    def forward(self, X):
+        return self(X)
+
+    def out_features(self, m):
+        for mod in self.modules:
+            m = mod.out_features(m)
+        return m
+
+    def parameters(self):
+        return [P for mod in self.modules for P in mod.parameters()]
+
+    @property
+    def num_params(self):
+        return sum(mod.num_params for mod in self.modules)
+
+    def zero_grad(self):
+        for mod in self.modules:
+            mod.zero_grad()
+
+    def backward(self, G):
+        for mod in reversed(self.modules):
+            G = mod.backward(G)
+        return G
+
+    def jvp(self, dX=None, dparams=None):
+        """dparams: one list of arrays per leaf module, or None."""
+        for k, mod in enumerate(self.modules):
+            dX = mod.jvp(dX, None if dparams is None else dparams[k])
+        return dX

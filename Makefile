@@ -31,6 +31,7 @@ book: $(STAMP)
 
 # Order: the library, then the notebooks (nbval), then the site in a browser.
 test: book
+	bash scripts/ensure_chromium.sh
 	$(PY) -m pytest tests
 	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg book solutions
 	$(PY) -m pytest --nbval-lax --nbval-current-env exercises

@@ -126,7 +126,7 @@ class Sequential(Module):
     """
 
     def __init__(self, *modules):
-        super().__init__()
+        self.grads, self.X = {}, None
         flat = []
         for k, mod in enumerate(modules):
             if isinstance(mod, Sequential):
@@ -144,9 +144,16 @@ class Sequential(Module):
         return "Sequential(" + ", ".join(map(repr, self.modules)) + ")"
 
     def __call__(self, X):
+        self.X = X
         for mod in self.modules:
             X = mod(X)
         return X
+
+    @property
+    def params(self):
+        """The leaves' parameters (the same arrays), named "<index>.<name>"."""
+        return {f"{k}.{name}": P for k, mod in enumerate(self.modules)
+                for name, P in mod.params.items()}
 
     def forward(self, X):
         return self(X)
@@ -172,8 +179,43 @@ class Sequential(Module):
             G = mod.backward(G)
         return G
 
+    def vjp(self, G):
+        """Chain the leaves' VJPs: returns (G_X, parameter gradients in module order)."""
+        grads = []
+        for mod in reversed(self.modules):
+            G, g = mod.vjp(G)
+            grads = list(g) + grads
+        return G, grads
+
+    def input_jacobian(self):
+        J = None
+        for mod in self.modules:
+            Jm = mod.input_jacobian()
+            J = Jm if J is None else Jm @ J
+        return J
+
+    def param_jacobian(self):
+        self._need_input()
+        A = self.modules[-1].input_jacobian()
+        A = np.broadcast_to(np.eye(A.shape[1]), (A.shape[0],) + (A.shape[1],) * 2)
+        blocks = []
+        for mod in reversed(self.modules):
+            blocks.append(mod.vjp_params_many(A))
+            A = mod.vjp_input_many(A)
+        return np.concatenate(blocks[::-1], axis=1).transpose(0, 2, 1)
+
+    def backward_second(self, G, H):
+        """The composition formula applied leaf by leaf, from the output back."""
+        for mod in reversed(self.modules):
+            G, H = mod.backward_second(G, H)
+        return G, H
+
     def jvp(self, dX=None, dparams=None):
-        """dparams: one list of arrays per leaf module, or None."""
-        for k, mod in enumerate(self.modules):
-            dX = mod.jvp(dX, None if dparams is None else dparams[k])
+        """dparams: the parameter tangents in module order (as ``vjp`` returns
+        the gradients), or None."""
+        k = 0
+        for mod in self.modules:
+            count = len(mod.params)
+            dX = mod.jvp(dX, None if dparams is None or not count else dparams[k:k + count])
+            k += count
         return dX

@@ -1,0 +1,117 @@
+"""Every bad input raises a ValueError that names the module or function and
+the shapes; nothing fails deep inside numpy."""
+import numpy as np
+import pytest
+
+import minigrad as mg
+
+
+def model():
+    rng = np.random.default_rng(0)
+    return mg.Sequential(mg.Linear(3, 4, rng=rng), mg.Tanh(), mg.Linear(4, 2, rng=rng))
+
+
+X = np.ones((5, 3))
+T = np.array([0, 1, 0, 1, 1])
+
+
+def test_wrong_input_width_names_the_layer_and_shapes():
+    with pytest.raises(ValueError, match=r"Linear\(3, 4\): expected input of shape \(B, 3\), got shape \(5, 2\)"):
+        model()(np.ones((5, 2)))
+
+
+def test_one_dimensional_input_is_rejected():
+    with pytest.raises(ValueError, match=r"Tanh\(\): expected input of shape \(B, m\), got shape \(3,\)"):
+        mg.Tanh()(np.ones(3))
+
+
+def test_nan_input_is_rejected_with_its_index():
+    Xn = X.copy()
+    Xn[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"Linear\(3, 4\): input of shape \(5, 3\) has a non-finite value \(nan\) at index \(2, 1\)"):
+        model()(Xn)
+
+
+def test_infinite_input_to_a_derivative_function_is_rejected():
+    Xi = X.copy()
+    Xi[0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"grad: X of shape \(5, 3\) has a non-finite value \(inf\)"):
+        mg.grad(model(), mg.MSELoss(), Xi, np.zeros((5, 2)))
+
+
+def test_label_out_of_range():
+    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy\(\): label 2 at index 3 is out of range for 2 classes"):
+        mg.grad(model(), mg.SoftmaxCrossEntropy(), X, np.array([0, 1, 0, 2, 1]))
+
+
+def test_negative_label():
+    with pytest.raises(ValueError, match=r"label -1 at index 0 is out of range"):
+        mg.SoftmaxCrossEntropy()(np.zeros((2, 3)), np.array([-1, 0]))
+
+
+def test_target_shape_mismatch():
+    with pytest.raises(ValueError, match=r"MSELoss\(\): expected targets of shape \(5,\) \(class indices\) or \(5, 2\) \(rows\), got shape \(5, 3\)"):
+        mg.hessian(model(), mg.MSELoss(), X, np.zeros((5, 3)))
+
+
+def test_non_integer_labels():
+    with pytest.raises(ValueError, match=r"class indices must be integers"):
+        mg.SoftmaxCrossEntropy()(np.zeros((2, 3)), np.array([0.5, 1.0]))
+
+
+def test_parameter_vector_of_wrong_length():
+    with pytest.raises(ValueError, match=r"vector_to_parameters: expected w of shape \(26,\), one entry per parameter, got shape \(21,\)"):
+        mg.vector_to_parameters(np.zeros(21), model())
+
+
+def test_hvp_vector_of_wrong_length():
+    with pytest.raises(ValueError, match=r"hvp: expected v of shape \(26,\), one entry per parameter, got shape \(3, 2\)"):
+        mg.hvp(model(), mg.MSELoss(), X, np.zeros((5, 2)), np.zeros((3, 2)))
+
+
+def test_ggn_vp_vector_of_wrong_length():
+    with pytest.raises(ValueError, match=r"ggn_vp: expected v of shape \(26,\)"):
+        mg.ggn_vp(model(), mg.MSELoss(), X, np.zeros((5, 2)), np.zeros(23))
+
+
+def test_nll_rejects_zero_probability_of_the_target():
+    P = np.array([[1.0, 0.0], [0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"NLLLoss\(\): probability 0 at index \(0, 1\) where the target is not 0"):
+        mg.NLLLoss()(P, np.array([1, 0]))
+
+
+def test_nll_rejects_negative_probabilities():
+    with pytest.raises(ValueError, match=r"NLLLoss\(\): probabilities must be >= 0"):
+        mg.NLLLoss()(np.array([[-0.1, 1.1]]), np.array([1]))
+
+
+def test_linear_rejects_bad_sizes():
+    with pytest.raises(ValueError, match=r"Linear: out_features must be a positive integer, got 0"):
+        mg.Linear(3, 0)
+    with pytest.raises(ValueError, match=r"Linear: in_features must be a positive integer, got 2.5"):
+        mg.Linear(2.5, 3)
+
+
+def test_sequential_rejects_non_modules():
+    with pytest.raises(ValueError, match=r"Sequential: argument 1 is not a Module, got function"):
+        mg.Sequential(mg.Tanh(), lambda x: x)
+
+
+def test_derivative_before_forward():
+    with pytest.raises(ValueError, match=r"Linear\(3, 4\): call the module on a batch before asking for derivatives"):
+        mg.Linear(3, 4, rng=0).input_jacobian()
+
+
+def test_loss_must_be_a_loss():
+    with pytest.raises(ValueError, match=r"grad: loss must be a minigrad Loss, got function"):
+        mg.grad(model(), lambda Y, T: 0.0, X, T)
+
+
+def test_model_must_be_a_module():
+    with pytest.raises(ValueError, match=r"jacobian: model must be a minigrad Module, got list"):
+        mg.jacobian([mg.Tanh()], X)
+
+
+def test_loss_output_shape_is_checked():
+    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy\(\): expected output Y of shape \(B, m\), got shape \(4,\)"):
+        mg.SoftmaxCrossEntropy()(np.zeros(4), np.array([0]))

@@ -1,0 +1,140 @@
+"""Graded tests of the linear algebra exercises (solutions/02_linear_algebra.ipynb).
+
+Every reference is computed here with numpy; the notebook only receives inputs
+and sends back plain data.
+"""
+import numpy as np
+import pytest
+
+from harness import NotebookError
+
+NOTEBOOK = "02_linear_algebra"
+
+#: the answers are exact up to rounding
+TOL = 1e-10
+
+
+def close(got, want, tol=TOL):
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    return got.shape == want.shape and np.allclose(got, want, rtol=tol, atol=tol)
+
+
+def raises_value_error(call):
+    with pytest.raises(NotebookError) as info:
+        call()
+    assert "ValueError" in str(info.value)
+
+
+# ---------------------------------------------------------------- 2.1
+@pytest.mark.exercise("2.1", points=2)
+@pytest.mark.parametrize("shape", [(3, 4), (1, 7), (2, 3, 4)])
+def test_frobenius_value(nb, shape):
+    rng = np.random.default_rng(21)
+    A, B = rng.standard_normal(shape), rng.standard_normal(shape)
+    got = nb.call("frobenius", A, B)
+    assert isinstance(got, float)
+    assert close(got, np.sum(A * B))
+
+
+@pytest.mark.exercise("2.1", points=2)
+def test_frobenius_is_trace_of_product(nb):
+    rng = np.random.default_rng(22)
+    A, B = rng.standard_normal((5, 2)), rng.standard_normal((5, 2))
+    assert close(nb.call("frobenius", A, B), np.trace(A.T @ B))
+
+
+@pytest.mark.exercise("2.1", points=2)
+def test_frobenius_rejects_different_shapes(nb):
+    rng = np.random.default_rng(23)
+    raises_value_error(lambda: nb.call("frobenius", rng.standard_normal((3, 1)),
+                                       rng.standard_normal((1, 3))))
+
+
+# ---------------------------------------------------------------- 2.2
+@pytest.mark.exercise("2.2", points=2)
+def test_batch_outer_entries(nb):
+    rng = np.random.default_rng(24)
+    U, V = rng.standard_normal((6, 3)), rng.standard_normal((6, 5))
+    assert close(nb.call("batch_outer", U, V), np.einsum("bi,bj->bij", U, V))
+
+
+@pytest.mark.exercise("2.2", points=2)
+def test_batch_outer_sum_is_weight_gradient(nb):
+    rng = np.random.default_rng(25)
+    G, X = rng.standard_normal((7, 2)), rng.standard_normal((7, 4))
+    assert close(np.sum(nb.call("batch_outer", G, X), axis=0), G.T @ X)
+
+
+@pytest.mark.exercise("2.2", points=2)
+def test_batch_outer_single_sample(nb):
+    u, v = np.array([[1.0, -2.0]]), np.array([[3.0, 0.5, 4.0]])
+    assert close(nb.call("batch_outer", u, v), np.outer(u[0], v[0])[None])
+
+
+@pytest.mark.exercise("2.2", points=2)
+def test_batch_outer_rejects_bad_shapes(nb):
+    rng = np.random.default_rng(26)
+    raises_value_error(lambda: nb.call("batch_outer", rng.standard_normal((4, 2)),
+                                       rng.standard_normal((5, 2))))
+    raises_value_error(lambda: nb.call("batch_outer", rng.standard_normal(4),
+                                       rng.standard_normal((4, 2))))
+
+
+# ---------------------------------------------------------------- 2.3
+KRON_FORBID = ("numpy.kron",)
+
+
+@pytest.mark.exercise("2.3", points=3)
+@pytest.mark.parametrize("p, q, r, s", [(2, 3, 4, 5), (1, 1, 3, 2), (5, 2, 1, 4)])
+def test_kron_matvec_value(nb, p, q, r, s):
+    rng = np.random.default_rng(27)
+    A, B, x = rng.standard_normal((p, q)), rng.standard_normal((r, s)), rng.standard_normal(q * s)
+    got = nb.call("kron_matvec", A, B, x, forbid=KRON_FORBID)
+    assert close(got, np.kron(A, B) @ x)
+
+
+@pytest.mark.exercise("2.3", points=3)
+def test_kron_matvec_linear_layer_jacobian(nb):
+    # J of y = W x w.r.t. vec(W) is I_o kron x^T; applied to vec(dW) it gives dW x
+    rng = np.random.default_rng(28)
+    x, dW = rng.standard_normal((1, 4)), rng.standard_normal((3, 4))
+    got = nb.call("kron_matvec", np.eye(3), x, dW.ravel(), forbid=KRON_FORBID)
+    assert close(got, dW @ x[0])
+
+
+@pytest.mark.exercise("2.3", points=3)
+def test_kron_matvec_rejects_bad_length(nb):
+    rng = np.random.default_rng(29)
+    A, B = rng.standard_normal((2, 3)), rng.standard_normal((2, 2))
+    raises_value_error(lambda: nb.call("kron_matvec", A, B, rng.standard_normal(5),
+                                       forbid=KRON_FORBID))
+
+
+# ---------------------------------------------------------------- 2.4
+@pytest.mark.exercise("2.4", points=3)
+@pytest.mark.parametrize("o, n, k", [(3, 4, 4), (1, 2, 5), (4, 1, 1)])
+def test_bilinear_form_value(nb, o, n, k):
+    rng = np.random.default_rng(30)
+    H, u, v = rng.standard_normal((o, n, k)), rng.standard_normal(n), rng.standard_normal(k)
+    got = nb.call("bilinear_form", H, u, v)
+    assert close(got, np.array([u @ H[i] @ v for i in range(o)]))
+
+
+@pytest.mark.exercise("2.4", points=3)
+def test_bilinear_form_symmetric_tensor(nb):
+    # for a Hessian (symmetric in its last two axes) H[u, v] = H[v, u]
+    rng = np.random.default_rng(31)
+    H = rng.standard_normal((3, 4, 4))
+    H = H + H.transpose(0, 2, 1)
+    u, v = rng.standard_normal(4), rng.standard_normal(4)
+    assert close(nb.call("bilinear_form", H, u, v), nb.call("bilinear_form", H, v, u))
+
+
+@pytest.mark.exercise("2.4", points=3)
+def test_bilinear_form_rejects_bad_shapes(nb):
+    rng = np.random.default_rng(32)
+    H = rng.standard_normal((2, 3, 4))
+    raises_value_error(lambda: nb.call("bilinear_form", H, rng.standard_normal(4),
+                                       rng.standard_normal(3)))
+    raises_value_error(lambda: nb.call("bilinear_form", H[0], rng.standard_normal(3),
+                                       rng.standard_normal(4)))

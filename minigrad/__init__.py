@@ -8,11 +8,12 @@ from .derivatives import (gauss_newton, ggn_vp, grad, hessian, hvp, input_jacobi
 from .layers import Linear, Sequential
 from .losses import Loss, MSELoss, NLLLoss, SoftmaxCrossEntropy, logsumexp
 from .module import Module
+from . import optim
 
 __all__ = [
     "Module", "Sequential", "Linear", "Elementwise", "Identity", "Tanh", "Sigmoid", "ReLU",
     "Softmax", "Loss", "MSELoss", "SoftmaxCrossEntropy", "NLLLoss", "logsumexp",
     "parameters_to_vector", "vector_to_parameters", "grad", "per_sample_grads", "jacobian",
     "input_jacobian", "hessian", "gauss_newton", "hvp", "ggn_vp",
-    "check_module", "check_loss", "check_model", "CheckReport", "check_exercise",
+    "check_module", "check_loss", "check_model", "CheckReport", "check_exercise", "optim",
 ]

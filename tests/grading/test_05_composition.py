@@ -183,7 +183,8 @@ def test_quadratic_param_jacobian(nb):
 def test_quadratic_second_contraction(nb):
     X, A, G = quadratic_setup(61)
     Cxx, Cxa, Caa = nb.eval(after_call("second_contraction(G)"), X=X, A=A, G=G)
-    assert Caa is None
+    p = A.size
+    assert Caa is None or close(Caa, np.zeros((p, p)))     # y is linear in A
 
     def weighted(Z, v):
         return anp.sum(G * quadratic(Z, anp.reshape(v, A.shape)))

@@ -26,19 +26,48 @@ class Elementwise(Module):
     def forward(self, X):
         return self.f(X)
 
+    def _df(self):
+        """f'(X) at the cached input, computed once per batch: (B, m)."""
+        X = self._need_input()
+        return self._cached("df", lambda: self.df(X))
+
+    def _d2f(self):
+        """f''(X) at the cached input, computed once per batch: (B, m)."""
+        X = self._need_input()
+        return self._cached("d2f", lambda: self.d2f(X))
+
     def vjp(self, G):
-        return G * self.df(self._need_input()), []
+        return G * self._df(), []
+
+    def _vjp_input(self, G):
+        return G * self._df()
 
     def jvp(self, dX=None, dparams=None):
         X = self._need_input()
-        return np.zeros_like(X) if dX is None else self.df(X) * dX
+        return np.zeros_like(X) if dX is None else self._df() * dX
 
     def input_jacobian(self):
-        D = self.df(self._need_input())
+        D = self._df()
         return D[:, :, None] * np.eye(D.shape[1])
 
     def vjp_input_many(self, A):
-        return self.df(self._need_input())[:, :, None] * A
+        return self._df()[:, :, None] * A
+
+    def _rows_input(self, A):
+        return A * self._df()[:, None, :]
+
+    def _rows_params(self, A, out=None):
+        return np.zeros(A.shape[:2] + (0,)) if out is None else out
+
+    def _gram_params_into(self, H, out):
+        pass
+
+    def _add_curvature(self, G, Hxx, Hxt):
+        # C_xx = diag(G * f''(x)) per sample: add it to the diagonal only
+        if Hxx is not None:
+            i = np.arange(Hxx.shape[1])
+            Hxx[:, i, i] += G * self._d2f()
+        return Hxx, Hxt, None
 
     def vjp_params_many(self, A):
         return np.zeros((A.shape[0], 0, A.shape[2]))
@@ -50,12 +79,12 @@ class Elementwise(Module):
         return np.zeros((0, 0))
 
     def second_contraction(self, G):
-        D2 = G * self.d2f(self._need_input())
+        D2 = G * self._d2f()
         return D2[:, :, None] * np.eye(D2.shape[1]), None, None
 
     def second_vjp(self, G, dX=None, dparams=None):
         X = self._need_input()
-        return (np.zeros_like(X) if dX is None else G * self.d2f(X) * dX), []
+        return (np.zeros_like(X) if dX is None else G * self._d2f() * dX), []
 
 
 class Identity(Elementwise):
@@ -83,6 +112,28 @@ class Tanh(Elementwise):
     def d2f(self, x):
         y = np.tanh(x)
         return -2.0 * y * (1.0 - y ** 2)
+
+    # One tanh per batch: f' and f'' at the cached input reuse the output y,
+    # unless a subclass redefines f, f' or f'' (then the generic path is used).
+    def _own(self, name):
+        return all(getattr(type(self), fn) is getattr(Tanh, fn) for fn in ("f", name))
+
+    def forward(self, X):
+        return self._cached("y", lambda: self.f(X)).copy()
+
+    def _y(self):
+        X = self._need_input()
+        return self._cached("y", lambda: self.f(X))
+
+    def _df(self):
+        if not self._own("df"):
+            return super()._df()
+        return self._cached("df", lambda: 1.0 - self._y() ** 2)
+
+    def _d2f(self):
+        if not self._own("d2f") or not self._own("df"):
+            return super()._d2f()
+        return self._cached("d2f", lambda: -2.0 * self._y() * self._df())
 
 
 def _sigmoid(x):

@@ -9,7 +9,7 @@ import numpy as np
 from ._validate import as_batch
 from .layers import Sequential
 from .losses import Loss
-from .module import Module
+from .module import Module, _trusted_batch
 
 __all__ = [
     "parameters_to_vector", "vector_to_parameters", "grad", "per_sample_grads",
@@ -76,7 +76,8 @@ def _split(v, leaves):
 def _forward(model, loss, X, T, who):
     leaves = _leaves(model, who)
     _check_loss(loss, who)
-    X = as_batch(X, who, leaves[0].in_features, name="X")
+    if not _trusted_batch(X, leaves[0].in_features):
+        X = as_batch(X, who, leaves[0].in_features, name="X")
     Y = model(X)
     value = loss(Y, T)
     return leaves, value
@@ -86,51 +87,67 @@ def grad(model, loss, X, T):
     """Gradient of the batch loss w.r.t. all parameters: (n,). Reverse mode,
     one VJP per module; the modules' ``grads`` are left untouched."""
     leaves, _ = _forward(model, loss, X, T, "grad")
-    G = loss.backward()
+    G = loss.backward()                                      # dL/dy (B, o)
     parts = []
+    for k in range(len(leaves) - 1, -1, -1):
+        mod = leaves[k]
+        if mod.num_params:
+            parts.append(np.concatenate([a.ravel() for a in mod._param_grads(G)]))
+        if k:
+            G = mod._vjp_input(G)                            # J_x^T G
+    return np.concatenate(parts[::-1]) if parts else np.zeros(0)
+
+
+def _backward_rows(leaves, A, out=None):
+    """Pull the rows A (B, k, o) of a Jacobian back through every leaf, in one
+    pass for the whole batch: returns (A J_N (B, k, n) written into ``out``,
+    A J_x of the whole model (B, k, m)). With A the identity the first is the
+    per-sample Jacobian; with A a loss gradient row it is per-sample gradients."""
+    n = _num_params(leaves)
+    if out is None:
+        out = np.empty(A.shape[:2] + (n,))
+    end = n
     for mod in reversed(leaves):
-        G, g = mod.vjp(G)
-        parts.append(np.concatenate([a.ravel() for a in g]) if g else np.zeros(0))
-    return np.concatenate(parts[::-1])
+        p = mod.num_params
+        if p:
+            mod._rows_params(A, out=out[:, :, end - p:end])     # A J_theta (B, k, p)
+            end -= p
+        A = mod._rows_input(A)                                  # A J_x (B, k, m)
+    return out, A
 
 
 def per_sample_grads(model, loss, X, T):
     """Gradients of each sample's own loss l(y_b, t_b): (B, n).
     Their mean is ``grad``; their sum is B times ``grad``."""
     leaves, _ = _forward(model, loss, X, T, "per_sample_grads")
-    A = (loss.backward() * X.shape[0])[:, :, None]           # (B, o, 1)
-    parts = []
-    for mod in reversed(leaves):
-        parts.append(mod.vjp_params_many(A)[:, :, 0])
-        A = mod.vjp_input_many(A)
-    return np.concatenate(parts[::-1], axis=1)
+    A = (loss.backward() * X.shape[0])[:, None, :]              # (B, 1, o)
+    return _backward_rows(leaves, A)[0][:, 0, :]
 
 
 def _backward_identity(model, X, who):
-    """Backpropagate the identity from the output: returns (leaves, list of
-    J_theta^T blocks (B, p_l, o) per leaf, J_x^T of the whole model (B, m, o))."""
+    """Backpropagate the identity rows from the output: returns (leaves,
+    J_N (B, o, n), J_x of the whole model (B, o, m))."""
     leaves = _leaves(model, who)
     X = as_batch(X, who, leaves[0].in_features, name="X")
     Y = model(X)
-    A = np.broadcast_to(np.eye(Y.shape[1]), (Y.shape[0],) + (Y.shape[1],) * 2)
-    blocks = []
-    for mod in reversed(leaves):
-        blocks.append(mod.vjp_params_many(A))
-        A = mod.vjp_input_many(A)
-    return leaves, blocks[::-1], A
+    B, o = Y.shape
+    A = np.broadcast_to(np.eye(o), (B, o, o))
+    J, Jx = _backward_rows(leaves, A)
+    return leaves, J, Jx
 
 
 def jacobian(model, X):
     """Per-sample Jacobian of the outputs w.r.t. the parameters: (B, o, n),
-    J[b, i, q] = d y_bi / d w_q. One backward pass with the identity as seed."""
-    _, blocks, _ = _backward_identity(model, X, "jacobian")
-    return np.concatenate(blocks, axis=1).transpose(0, 2, 1)
+    J[b, i, q] = d y_bi / d w_q. One backward pass for the whole batch with the
+    identity rows as seed; each Linear fills its columns as [a (x) x^T, a]."""
+    _, J, _ = _backward_identity(model, X, "jacobian")
+    return J
 
 
 def input_jacobian(model, X):
     """Per-sample Jacobian of the outputs w.r.t. the inputs: (B, o, m)."""
-    _, _, A = _backward_identity(model, X, "input_jacobian")
-    return A.transpose(0, 2, 1)
+    _, _, Jx = _backward_identity(model, X, "input_jacobian")
+    return np.ascontiguousarray(Jx)
 
 
 def _curvature(model, loss, X, T, who, residual):
@@ -145,7 +162,11 @@ def _curvature(model, loss, X, T, who, residual):
         H_xx   = J_x^T Hzz J_x + C_xx,  H_xth = J_x^T Hzz J_th + C_xth,
         H_xw   = J_x^T Hzt
     where C = sum_k g_k hess(y_k) is the module's own curvature, dropped for the
-    Gauss-Newton matrix.
+    Gauss-Newton matrix. Never n Hessian-vector products, never a dense
+    J^T H J: for a Linear layer J_th = [I (x) x^T, I], so its diagonal block is
+    sum_b H_b (x) x_b x_b^T, one (o^2, B) @ (B, m^2) matrix product, written
+    straight into the (n, n) result; every sum over the batch is a matrix
+    product, and the o x o loss Hessians are carried, never an n-wide Jacobian.
     """
     leaves, _ = _forward(model, loss, X, T, who)
     n = _num_params(leaves)
@@ -156,31 +177,31 @@ def _curvature(model, loss, X, T, who, residual):
     for k in range(len(leaves) - 1, -1, -1):
         mod = leaves[k]
         p, start = mod.num_params, end - mod.num_params
-        C = mod.second_contraction(G) if residual else (None, None, None)
-        Cxx, Cxt, Ctt = C
+        Hxx = Hxt = None
+        if k:                                                  # carried to the input
+            JxH = mod.vjp_input_many(Hzz)                      # J_x^T Hzz: (B, m, o)
+            Hxx = mod._rows_input(JxH)                         # J_x^T Hzz J_x: (B, m, m)
+            if p:
+                Hxt = mod._rows_params(JxH)                    # J_x^T Hzz J_th: (B, m, p)
+        Ctt = None
+        if residual:
+            Hxx, Hxt, Ctt = mod._add_curvature(G, Hxx, Hxt)
         if p:
-            Htt = mod.gram_params(Hzz)
+            block = Hfull[start:end, start:end]
+            mod._gram_params_into(Hzz, block)
             if Ctt is not None:
-                Htt = Htt + Ctt
-            Hfull[start:end, start:end] = Htt
+                block += Ctt
             if Hzt.shape[2]:
-                cross = mod.vjp_params_sum(Hzt)             # (p, P)
+                cross = mod.vjp_params_sum(Hzt)                # (p, P)
                 Hfull[start:end, end:] = cross
                 Hfull[end:, start:end] = cross.T
         if k == 0:
             break
-        # carry the state to the module's input
-        JxH = mod.vjp_input_many(Hzz)                          # J_x^T Hzz: (B, m, o)
-        Hxx = mod.vjp_input_many(JxH.transpose(0, 2, 1))       # (B, m, m)
-        if Cxx is not None:
-            Hxx = Hxx + Cxx
-        Hxw = mod.vjp_input_many(Hzt)                          # (B, m, P)
+        Hxw = mod.vjp_input_many(Hzt)                          # J_x^T Hzt: (B, m, P)
         if p:
-            Hxt = mod.vjp_params_many(JxH.transpose(0, 2, 1)).transpose(0, 2, 1)
-            if Cxt is not None:
-                Hxt = Hxt + Cxt
             Hxw = np.concatenate([Hxt, Hxw], axis=2)
-        G, _ = mod.vjp(G)
+        if residual:
+            G = mod._vjp_input(G)
         Hzz, Hzt, end = Hxx, Hxw, start
     return Hfull
 
@@ -200,7 +221,10 @@ def gauss_newton(model, loss, X, T):
 
 def _rop(model, loss, X, T, v, who, residual):
     """Hessian- (residual=True) or Gauss-Newton-vector product, by a forward
-    pass of tangents (J v) and a backward pass of their derivatives."""
+    pass of tangents (J v) and a backward pass of their derivatives:
+        GN v = J^T (H_L (J v)),   H v = GN v + sum_modules C (dx, dtheta),
+    where the second term needs the gradient g carried alongside (Pearlmutter's
+    R-op). Costs a few gradients, whatever n; no matrix is formed."""
     leaves, _ = _forward(model, loss, X, T, who)
     v = _check_vector(v, _num_params(leaves), who)
     dtheta = _split(v, leaves)
@@ -208,18 +232,23 @@ def _rop(model, loss, X, T, v, who, residual):
     for mod, dt in zip(leaves, dtheta):
         tangents.append(dZ)
         dZ = mod.jvp(dZ, dt if mod.num_params else None)
-    G, dG = loss.backward(), loss.hvp(dZ)
+    G = loss.backward() if residual else None
+    dG = loss.hvp(dZ)
     parts = []
-    for mod, dX, dt in zip(reversed(leaves), reversed(tangents), reversed(dtheta)):
-        GX, _ = mod.vjp(G)
-        dGX, dg = mod.vjp(dG)
+    for k in range(len(leaves) - 1, -1, -1):
+        mod, dX, dt = leaves[k], tangents[k], dtheta[k]
+        dg = mod._param_grads(dG) if mod.num_params else []
+        dGX = mod._vjp_input(dG) if k else None
         if residual:
             sx, sg = mod.second_vjp(G, dX, dt if mod.num_params else None)
-            dGX = dGX + sx
+            if k:
+                dGX = dGX + sx
+                G = mod._vjp_input(G)
             dg = [a + b for a, b in zip(dg, sg)]
-        parts.append(np.concatenate([a.ravel() for a in dg]) if dg else np.zeros(0))
-        G, dG = GX, dGX
-    return np.concatenate(parts[::-1])
+        if dg:
+            parts.append(np.concatenate([a.ravel() for a in dg]))
+        dG = dGX
+    return np.concatenate(parts[::-1]) if parts else np.zeros(0)
 
 
 def hvp(model, loss, X, T, v):

@@ -57,15 +57,22 @@ class Linear(Module):
         X = self._need_input()
         return G @ self.W, [G.T @ X, G.sum(axis=0)]
 
+    def _vjp_input(self, G):
+        return G @ self.W
+
+    def _param_grads(self, G):
+        return [G.T @ self._need_input(), G.sum(axis=0)]
+
     def jvp(self, dX=None, dparams=None):
         X = self._need_input()
-        dY = np.zeros((X.shape[0], self.out_feats))
+        dY = None
         if dX is not None:
-            dY = dY + dX @ self.W.T
+            dY = dX @ self.W.T
         if dparams is not None:
             dW, db = dparams
-            dY = dY + X @ dW.T + db
-        return dY
+            dYt = X @ dW.T + db
+            dY = dYt if dY is None else dY + dYt
+        return np.zeros((X.shape[0], self.out_feats)) if dY is None else dY
 
     def input_jacobian(self):
         X = self._need_input()
@@ -87,28 +94,68 @@ class Linear(Module):
         AW = (A[:, :, None, :] * X[:, None, :, None]).reshape(B, o * X.shape[1], k)
         return np.concatenate([AW, A], axis=1)
 
-    def vjp_params_sum(self, A):
+    def _rows_input(self, A):
+        # A J_x = A W: (B, k, o) -> (B, k, m), one batched matrix product
+        return A @ self.W
+
+    def _rows_params(self, A, out=None):
+        # A J_theta = [A kron x^T, A]: row c of sample b is [a_bc (x) x_b, a_bc],
+        # written straight into its columns of the result (no temporary)
         X = self._need_input()
-        o, k = A.shape[1], A.shape[2]
-        AW = np.einsum("bik,bj->ijk", A, X).reshape(o * X.shape[1], k)
-        return np.concatenate([AW, A.sum(axis=0)], axis=0)
+        B, k, o = A.shape
+        if out is None:
+            out = np.empty((B, k, o * X.shape[1] + o))
+        np.multiply(A[:, :, :, None], X[:, None, None, :],
+                    out=out[:, :, :-o].reshape(B, k, o, X.shape[1], copy=False))
+        out[:, :, -o:] = A
+        return out
+
+    def _sum_outer_x(self, A):
+        """sum_b A_b[i, k] x_b[j] as an (o*m, k) matrix (rows i*m + j):
+        one matrix product X^T (B, m) @ A (B, o*k) instead of a loop over b."""
+        X = self._need_input()
+        B, o, k = A.shape
+        S = X.T @ A.reshape(B, o * k)                          # (m, o*k)
+        return S.reshape(X.shape[1], o, k).transpose(1, 0, 2).reshape(o * X.shape[1], k)
+
+    def vjp_params_sum(self, A):
+        return np.concatenate([self._sum_outer_x(A), A.sum(axis=0)], axis=0)
 
     def gram_params(self, H):
-        # sum_b (H_b kron x_b x_b^T) as one matrix product over the batch
+        o, m = self.W.shape
+        out = np.empty((o * m + o, o * m + o))
+        self._gram_params_into(H, out)
+        return out
+
+    def _gram_params_into(self, H, out):
+        """sum_b J_theta^T H_b J_theta written into out (p, p), block by block:
+            W-W: sum_b H_b kron (x_b x_b^T), as (o*o, B) @ (B, m*m), one product
+            W-b: sum_b H_b kron x_b,  b-b: sum_b H_b."""
         X = self._need_input()
         B, (o, m) = X.shape[0], self.W.shape
+        om = o * m
         XX = (X[:, :, None] * X[:, None, :]).reshape(B, m * m)
-        WW = (H.reshape(B, o * o).T @ XX).reshape(o, o, m, m)
-        WW = WW.transpose(0, 2, 1, 3).reshape(o * m, o * m)
-        Wb = np.einsum("bik,bj->ijk", H, X).reshape(o * m, o)
-        bb = H.sum(axis=0)
-        return np.block([[WW, Wb], [Wb.T, bb]])
+        WW = (H.reshape(B, o * o).T @ XX).reshape(o, o, m, m)   # [i, k, j, l]
+        out[:om, :om].reshape(o, m, o, m, copy=False)[...] = WW.transpose(0, 2, 1, 3)
+        del WW
+        Wb = self._sum_outer_x(H)                                 # (o*m, o)
+        out[:om, om:] = Wb
+        out[om:, :om] = Wb.T
+        out[om:, om:] = H.sum(axis=0)
 
     def second_contraction(self, G):
         X = self._need_input()
         B, (o, m) = X.shape[0], self.W.shape
-        CW = np.einsum("bk,jl->bjkl", G, np.eye(m)).reshape(B, m, o * m)
-        return None, np.concatenate([CW, np.zeros((B, m, o))], axis=2), None
+        C = np.zeros((B, m, o * m + o))
+        return None, self._add_curvature(G, None, C)[1], None
+
+    def _add_curvature(self, G, Hxx, Hxt):
+        # C_xW[b, j, (k, l)] = G[b, k] delta_jl: row j gets G in columns k*m + j
+        if Hxt is not None:
+            o, m = self.W.shape
+            for j in range(m):
+                Hxt[:, j, j:o * m:m] += G
+        return Hxx, Hxt, None
 
     def second_vjp(self, G, dX=None, dparams=None):
         X = self._need_input()

@@ -8,6 +8,7 @@ methods without ``_per_sample`` are those of the batch mean (a factor 1/B).
 import numpy as np
 
 from ._validate import as_batch, first_nonfinite
+from .module import _trusted_batch
 
 __all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropy", "NLLLoss", "logsumexp"]
 
@@ -52,11 +53,12 @@ class Loss:
             if T.shape[0] != B:
                 raise ValueError(f"{who}: expected targets of shape ({B},) (class indices) "
                                  f"or ({B}, {o}) (rows), got shape {T.shape}")
-            if not np.all(np.isfinite(T)) or np.any(T != np.round(T)):
+            if T.dtype.kind == "f" and (not np.all(np.isfinite(T)) or np.any(T != np.round(T))):
                 raise ValueError(f"{who}: class indices must be integers, got {T[:5]}...")
             labels = T.astype(np.int64)
-            bad = np.flatnonzero((labels < 0) | (labels >= o))
-            if bad.size:
+            bad = np.flatnonzero((labels < 0) | (labels >= o)) \
+                if labels.min() < 0 or labels.max() >= o else ()
+            if len(bad):
                 raise ValueError(f"{who}: label {labels[bad[0]]} at index {bad[0]} is out of "
                                  f"range for {o} classes (valid: 0 to {o - 1})")
             return np.eye(o)[labels]
@@ -71,8 +73,10 @@ class Loss:
 
     def __call__(self, Y, T):
         """The batch loss (1/B) sum_b l(y_b, t_b), a float; caches Y and T."""
-        Y = as_batch(Y, repr(self), name="output Y")
+        if not _trusted_batch(Y, None):
+            Y = as_batch(Y, repr(self), name="output Y")
         self.Y = Y
+        self._memo = {}                     # values shared by the derivatives of this call
         self.T = self.targets(T, *Y.shape)
         self.check_output(Y)
         return float(np.mean(self.value_per_sample(self.Y, self.T)))
@@ -123,11 +127,26 @@ class SoftmaxCrossEntropy(Loss):
     depend on t. Stable for logits of any finite size.
     """
 
+    def _lse(self, Y):
+        memo = getattr(self, "_memo", {})
+        if memo.get("Y") is Y and getattr(self, "Y", None) is Y:
+            return memo["lse"]
+        lse = logsumexp(Y)
+        if getattr(self, "Y", None) is Y:           # Y of the current call: keep it
+            memo.update(Y=Y, lse=lse, p=None)
+        return lse
+
     def value_per_sample(self, Y, T):
-        return T.sum(axis=1) * logsumexp(Y) - np.sum(T * Y, axis=1)
+        return T.sum(axis=1) * self._lse(Y) - np.sum(T * Y, axis=1)
 
     def _p(self, Y):
-        return np.exp(Y - logsumexp(Y)[:, None])
+        memo = getattr(self, "_memo", {})
+        if memo.get("Y") is Y and memo.get("p") is not None:
+            return memo["p"]
+        P = np.exp(Y - self._lse(Y)[:, None])
+        if memo.get("Y") is Y:
+            memo["p"] = P
+        return P
 
     def grad_per_sample(self, Y, T):
         return T.sum(axis=1, keepdims=True) * self._p(Y) - T

@@ -14,6 +14,15 @@ from ._validate import as_batch
 __all__ = ["Module"]
 
 
+def _trusted_batch(X, width):
+    """True when X is already a finite float64 (B, width) array, so the full
+    check (and its error messages) in ``as_batch`` can be skipped: one cheap
+    pass instead of several on the hot path of every derivative."""
+    return (type(X) is np.ndarray and X.dtype == np.float64 and X.ndim == 2
+            and X.shape[0] > 0 and (width is None or X.shape[1] == width)
+            and bool(np.isfinite(X).all()))
+
+
 class Module:
     """Base class of every layer and activation.
 
@@ -33,10 +42,22 @@ class Module:
 
     # ----------------------------------------------------------- forward
     def __call__(self, X):
-        X = as_batch(X, repr(self), self.in_features)
+        if not _trusted_batch(X, self.in_features):
+            X = as_batch(X, repr(self), self.in_features)   # converts or raises
         self.X = X
+        self._cache = None                # every call starts a fresh cache
         Y = self.forward(X)
         return Y
+
+    def _cached(self, key, compute):
+        """compute() once per input batch: the cache belongs to the array
+        ``self.X`` and is dropped as soon as the module sees another input."""
+        cache = self.__dict__.get("_cache")
+        if cache is None or cache[None] is not self.X:
+            cache = self.__dict__["_cache"] = {None: self.X}
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
 
     def forward(self, X):
         """Y = f(X): (B, m) -> (B, o)."""
@@ -179,6 +200,50 @@ class Module:
         HX = self.vjp_input_many(T.transpose(0, 2, 1))   # J_x^T H J_x
         Cxx = self.second_contraction(G)[0]
         return GX, HX if Cxx is None else HX + Cxx
+
+    # ----------------------------------------------------------------------
+    # Internal fast paths used by ``minigrad.derivatives``. Each default is
+    # built from the public methods above, so a subclass that only overrides
+    # those (a learner's new module) stays exact; built-in modules override
+    # these with their structure (Kronecker products, diagonals).
+    def _vjp_input(self, G):
+        """J_x^T G per sample, without the parameter gradients: (B, o) -> (B, m)."""
+        return self.vjp(G)[0]
+
+    def _param_grads(self, G):
+        """J_theta^T G summed over the batch, one array per parameter."""
+        return self.vjp(G)[1]
+
+    def _rows_input(self, A):
+        """A J_x per sample, rows pulled back through the module:
+        A (B, k, o) -> (B, k, m)."""
+        return self.vjp_input_many(A.transpose(0, 2, 1)).transpose(0, 2, 1)
+
+    def _rows_params(self, A, out=None):
+        """A J_theta per sample: A (B, k, o) -> (B, k, p), written into ``out``
+        when given."""
+        R = self.vjp_params_many(A.transpose(0, 2, 1)).transpose(0, 2, 1)
+        if out is None:
+            return R
+        out[...] = R
+        return out
+
+    def _gram_params_into(self, H, out):
+        """out[...] = sum_b J_theta^T H_b J_theta for H (B, o, o); out is a
+        (p, p) view into the full matrix, written in place."""
+        out[...] = self.gram_params(H)
+
+    def _add_curvature(self, G, Hxx, Hxt):
+        """Add the module's own curvature C = sum_k G_k hess(y_k) to the
+        blocks carried backwards: returns (Hxx + C_xx, Hxt + C_xtheta, C_thth).
+        Hxx (B, m, m) or Hxt (B, m, p) may be None (not needed); C_thth (p, p)
+        is summed over the batch, None when zero."""
+        Cxx, Cxt, Ctt = self.second_contraction(G)
+        if Hxx is not None and Cxx is not None:
+            Hxx = Hxx + Cxx
+        if Hxt is not None and Cxt is not None:
+            Hxt = Hxt + Cxt
+        return Hxx, Hxt, Ctt
 
     def __repr__(self):
         return f"{type(self).__name__}()"

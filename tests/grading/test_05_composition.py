@@ -158,20 +158,20 @@ def after_call(method):
     return f"(lambda q: (q(X), q.{method})[1])(QuadraticForm(A))"
 
 
-@pytest.mark.exercise("5.3", points=3)
+@pytest.mark.exercise("5.3", points=4)
 def test_quadratic_forward(nb):
     X, A, _ = quadratic_setup(58)
     assert close(nb.eval("QuadraticForm(A)(X)", X=X, A=A), quadratic(X, A))
 
 
-@pytest.mark.exercise("5.3", points=3)
+@pytest.mark.exercise("5.3", points=4)
 def test_quadratic_input_jacobian(nb):
     X, A, _ = quadratic_setup(59)
     got = nb.eval(after_call("input_jacobian()"), X=X, A=A)
     assert close(got, per_sample(autograd.jacobian(lambda Z: quadratic(Z, A))(X)))
 
 
-@pytest.mark.exercise("5.3", points=3)
+@pytest.mark.exercise("5.3", points=4)
 def test_quadratic_param_jacobian(nb):
     X, A, _ = quadratic_setup(60)
     got = nb.eval(after_call("param_jacobian()"), X=X, A=A)
@@ -179,7 +179,7 @@ def test_quadratic_param_jacobian(nb):
     assert close(got, want)
 
 
-@pytest.mark.exercise("5.3", points=3)
+@pytest.mark.exercise("5.3", points=4)
 def test_quadratic_second_contraction(nb):
     X, A, G = quadratic_setup(61)
     Cxx, Cxa, Caa = nb.eval(after_call("second_contraction(G)"), X=X, A=A, G=G)
@@ -197,7 +197,7 @@ def test_quadratic_second_contraction(nb):
     assert close(Cxa, full_xa)
 
 
-@pytest.mark.exercise("5.3", points=3)
+@pytest.mark.exercise("5.3", points=4)
 def test_quadratic_backward_second(nb):
     X, A, G = quadratic_setup(62)
     rng = np.random.default_rng(63)
@@ -212,7 +212,7 @@ def test_quadratic_backward_second(nb):
     assert close(HX, np.einsum("bom,bok,bkn->bmn", J, H, J) + C)
 
 
-@pytest.mark.exercise("5.3", points=3)
+@pytest.mark.exercise("5.3", points=4)
 def test_quadratic_hessian_through_minigrad(nb):
     rng = np.random.default_rng(64)
     X, T = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))

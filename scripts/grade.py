@@ -18,16 +18,17 @@ writes ``{"notebook", "chapter", "score", "max_score", "exercises": [{"id", "poi
 "max_points", "passed", "message"}]}`` (a list of them for a folder) and ``--csv`` one row
 per notebook with one column per exercise.
 
-Integrity: the graded tests run from a copy of ``tests/grading`` made before any notebook
-runs, with pytest's configuration and conftest search confined to that copy, so files a
+Integrity: the graded tests and minigrad run from copies of ``tests/grading`` and
+``minigrad`` made before any notebook runs (so editing the repository meanwhile changes
+nothing), with pytest's configuration and conftest search confined to the copy, so files a
 notebook writes (a ``conftest.py`` anywhere, say) are never loaded. The kernel refuses to
-write into the repository, the environment and the grader's folder. As a last line, the
-files of ``minigrad/`` and of the copy are hashed before grading and after each notebook: if
-they changed, every grade from then on is void (marked ``VOID``) and the exit code is 3.
+write into the repository, the environment and the grader's folders. As a last line, the
+copies are hashed before grading and after each notebook: if they changed, every grade from
+then on is void (marked ``VOID``) and the exit code is 3.
 
 Exit codes: 0 when grading ran (whatever the scores); 2 when nothing could be graded (a
 file that is not a notebook, a notebook of no known chapter, an empty folder); 3 when the
-repository was modified during grading.
+grader's copies were modified during grading.
 """
 import argparse
 import ast
@@ -45,8 +46,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADING = ROOT / "tests" / "grading"
-#: the trees whose files must not change while notebooks are graded
-WATCHED = [ROOT / "minigrad"]
+#: what the grader copies before any notebook runs, and grades with
+COPIED = {"grading": ROOT / "tests" / "grading", "lib/minigrad": ROOT / "minigrad"}
 
 PYTEST_INI = """\
 [pytest]
@@ -167,9 +168,13 @@ def grade_one(path, chapter, test_files, workspace, args, number):
            "--rootdir", str(workspace), "--confcutdir", str(copy),
            *[str(copy / f) for f in test_files],
            "--notebook", str(Path(path).resolve()), "--grade-report", str(report_path),
-           "--repo-root", str(ROOT), "--cell-timeout", str(args.cell_timeout),
+           "--repo-root", str(ROOT), "--protect", str(workspace.parent),
+           "--cell-timeout", str(args.cell_timeout),
            "--call-timeout", str(args.call_timeout)]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    # the test process and the kernel import the copy of minigrad made for this run
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(workspace / "lib"),
+                                                        os.environ.get("PYTHONPATH")])))
     env.pop("PYTEST_ADDOPTS", None)
     run = subprocess.run(cmd, cwd=workspace, env=env, stdin=subprocess.DEVNULL,
                          capture_output=True, text=True)
@@ -246,13 +251,18 @@ def main(argv=None):
 
     status = 0
     if todo:
-        workspace = Path(tempfile.mkdtemp(prefix="minigrad-grade-"))
+        # every grader's folder sits in one parent, which no kernel may write into: a
+        # notebook cannot plant files in another grading run going on at the same time
+        parent = Path(tempfile.gettempdir()) / "minigrad-grade"
+        parent.mkdir(mode=0o700, exist_ok=True)
+        workspace = Path(tempfile.mkdtemp(dir=parent))
         try:
-            shutil.copytree(GRADING, workspace / "grading",
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+            for name, source in COPIED.items():
+                shutil.copytree(source, workspace / name,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
             (workspace / "reports").mkdir()
             (workspace / "pytest.ini").write_text(PYTEST_INI)
-            watched = WATCHED + [workspace / "grading"]
+            watched = [workspace / name for name in COPIED]
             before = fingerprint(watched)
             lock, void = threading.Lock(), []
 
@@ -274,10 +284,10 @@ def main(argv=None):
                     p, result = f.result()
                     results[p] = result
             if void:
-                print("grade.py: WARNING: the repository was modified while grading: "
-                      + ", ".join(void) + "\nThe grades of the notebooks graded since are void: "
-                      "restore these files (git status, git checkout) and grade again.",
-                      file=sys.stderr)
+                print("grade.py: WARNING: the grader's copies of tests/grading and minigrad changed "
+                      "while grading (a notebook wrote past the kernel's guard): " + ", ".join(void)
+                      + "\nThe grades of the notebooks graded since then are VOID: look at those "
+                      "notebooks, then grade them again.", file=sys.stderr)
                 status = 3
         finally:
             shutil.rmtree(workspace, ignore_errors=True)

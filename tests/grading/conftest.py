@@ -9,8 +9,8 @@ options, and the per-test report that ``scripts/grade.py`` turns into scores.
   solution through ``scripts/grade.py`` instead, so the kernels do not run twice.
 
 Options (given on the command line of a run inside this folder): ``--notebook``,
-``--cell-timeout``, ``--call-timeout``, ``--repo-root`` (what the kernel may not write
-into) and ``--grade-report`` (a JSON file of every test's outcome and exercise marker).
+``--cell-timeout``, ``--call-timeout``, ``--repo-root`` and ``--protect`` (what the kernel may not
+write into) and ``--grade-report`` (a JSON file of every test's outcome and exercise marker).
 """
 import json
 import sys
@@ -38,6 +38,8 @@ def pytest_addoption(parser):
                     help="seconds a graded call may run (default %(default)s)")
     group.addoption("--repo-root", default=None,
                     help="the repository the notebook's kernel may not write into")
+    group.addoption("--protect", action="append", default=[],
+                    help="one more folder the kernel may not write into (repeatable)")
     group.addoption("--grade-report", default=None,
                     help="write every test's outcome and exercise marker to this JSON file")
 
@@ -59,9 +61,8 @@ def pytest_configure(config):
 
 
 def _targets_this_folder(config):
-    for arg in config.invocation_params.args:
-        if str(arg).startswith("-"):
-            continue
+    """True when one of the run's test paths (``config.args``) lies in this folder."""
+    for arg in config.args:
         path = (config.invocation_params.dir / str(arg).split("::")[0]).resolve()
         if path == HERE or HERE in path.parents:
             return True
@@ -118,7 +119,7 @@ def nb(request):
     repo = Path(_opt(config, "--repo-root", DEFAULT_REPO)).resolve()
     notebook = harness.Notebook(path, cell_timeout=_opt(config, "--cell-timeout", harness.CELL_TIMEOUT),
                                 call_timeout=_opt(config, "--call-timeout", harness.CALL_TIMEOUT),
-                                protect=[repo, HERE.parent])
+                                protect=[repo, HERE.parent, *_opt(config, "--protect", [])])
     try:
         notebook.start()
         config._grading_cells[str(path)] = {str(k): v for k, v in notebook.cell_errors.items()}

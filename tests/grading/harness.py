@@ -55,7 +55,7 @@ INTERRUPT_GRACE = 5.0
 #: seconds for the kernel to start and answer
 STARTUP_TIMEOUT = 60.0
 #: a notebook whose kernel dies this many times is given up (every later request fails)
-MAX_RESTARTS = 8
+MAX_RESTARTS = 25
 #: the mime type the bridge answers with
 MIME = "application/x-minigrad-grader"
 
@@ -213,20 +213,26 @@ def _resolve(name):
 def _user_ns():
     return get_ipython().user_ns
 
+_MISSING = object()
+
 def _patch(names):
+    """Replace each dotted name by a function that raises; the list that undoes it."""
     undo, ns = [], _user_ns()
     for name in names:
         try:
             owner, attr = _resolve(name)
-            original = getattr(owner, attr)
+            current = getattr(owner, attr)
         except Exception:
             continue                       # nothing by that name: nothing to forbid
+        # keep the raw class attribute (a staticmethod stays one), or note its absence
+        own = vars(owner) if isinstance(owner, type) else None
+        stored = own.get(attr, _MISSING) if own is not None else current
         replacement = _forbidden(name)
-        undo.append((owner, attr, original))
+        undo.append((owner, attr, stored))
         setattr(owner, attr, replacement)
         for key, value in list(ns.items()):   # "from minigrad import Softmax" in the notebook
-            if value is original and not key.startswith("_"):
-                undo.append((ns, key, original))
+            if value is current and not key.startswith("_"):
+                undo.append((ns, key, current))
                 ns[key] = replacement
     return undo
 
@@ -234,6 +240,8 @@ def _unpatch(undo):
     for owner, attr, original in reversed(undo):
         if isinstance(owner, dict):
             owner[attr] = original
+        elif original is _MISSING:
+            delattr(owner, attr)
         else:
             setattr(owner, attr, original)
 

@@ -240,11 +240,12 @@ def _rop(model, loss, X, T, v, who, residual):
         dg = mod._param_grads(dG) if mod.num_params else []
         dGX = mod._vjp_input(dG) if k else None
         if residual:
-            sx, sg = mod.second_vjp(G, dX, dt if mod.num_params else None)
+            sx, sg = mod._second_vjp(G, dX, dt if mod.num_params else None, bool(k))
             if k:
-                dGX = dGX + sx
+                if sx is not None:
+                    dGX = dGX + sx
                 G = mod._vjp_input(G)
-            dg = [a + b for a, b in zip(dg, sg)]
+            dg = [a if b is None else a + b for a, b in zip(dg, sg)]
         if dg:
             parts.append(np.concatenate([a.ravel() for a in dg]))
         dG = dGX

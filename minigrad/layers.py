@@ -157,6 +157,12 @@ class Linear(Module):
                 Hxt[:, j, j:o * m:m] += G
         return Hxx, Hxt, None
 
+    def _second_vjp(self, G, dX, dparams, need_x):
+        # C (dx, dtheta) = (G dW per sample, G^T dX for W, nothing for b)
+        sx = G @ dparams[0] if need_x and dparams is not None else None
+        sW = G.T @ dX if dX is not None else None
+        return sx, [sW, None]
+
     def second_vjp(self, G, dX=None, dparams=None):
         X = self._need_input()
         sx = np.zeros_like(X) if dparams is None else G @ dparams[0]

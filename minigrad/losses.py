@@ -56,8 +56,8 @@ class Loss:
             if T.dtype.kind == "f" and (not np.all(np.isfinite(T)) or np.any(T != np.round(T))):
                 raise ValueError(f"{who}: class indices must be integers, got {T[:5]}...")
             labels = T.astype(np.int64)
-            bad = np.flatnonzero((labels < 0) | (labels >= o)) \
-                if labels.min() < 0 or labels.max() >= o else ()
+            out_of_range = (labels < 0) | (labels >= o)
+            bad = np.flatnonzero(out_of_range) if out_of_range.any() else ()
             if len(bad):
                 raise ValueError(f"{who}: label {labels[bad[0]]} at index {bad[0]} is out of "
                                  f"range for {o} classes (valid: 0 to {o - 1})")
@@ -136,8 +136,18 @@ class SoftmaxCrossEntropy(Loss):
             memo.update(Y=Y, lse=lse, p=None)
         return lse
 
+    def _s(self, T):
+        """s = sum_k t_k per sample (B, 1): computed once per call."""
+        memo = getattr(self, "_memo", {})
+        if memo.get("T") is T:
+            return memo["s"]
+        s = T.sum(axis=1, keepdims=True)
+        if getattr(self, "T", None) is T:
+            memo.update(T=T, s=s)
+        return s
+
     def value_per_sample(self, Y, T):
-        return T.sum(axis=1) * self._lse(Y) - np.sum(T * Y, axis=1)
+        return self._s(T)[:, 0] * self._lse(Y) - np.sum(T * Y, axis=1)
 
     def _p(self, Y):
         memo = getattr(self, "_memo", {})
@@ -149,7 +159,7 @@ class SoftmaxCrossEntropy(Loss):
         return P
 
     def grad_per_sample(self, Y, T):
-        return T.sum(axis=1, keepdims=True) * self._p(Y) - T
+        return self._s(T) * self._p(Y) - T
 
     def hess_per_sample(self, Y, T):
         P = self._p(Y)
@@ -159,7 +169,7 @@ class SoftmaxCrossEntropy(Loss):
     def hvp(self, dY):
         Y, T = self._cached()
         P = self._p(Y)
-        s = T.sum(axis=1, keepdims=True)
+        s = self._s(T)
         return s * P * (dY - np.sum(P * dY, axis=1, keepdims=True)) / Y.shape[0]
 
 

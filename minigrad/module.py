@@ -237,6 +237,12 @@ class Module:
         (p, p) view into the full matrix, written in place."""
         out[...] = self.gram_params(H)
 
+    def _second_vjp(self, G, dX, dparams, need_x):
+        """``second_vjp`` for the R-op: (input part (B, m) or None when not
+        needed, one array or None (a zero) per parameter)."""
+        sx, sg = self.second_vjp(G, dX, dparams)
+        return (sx if need_x else None), sg
+
     def _add_curvature(self, G, Hxx, Hxt):
         """Add the module's own curvature C = sum_k G_k hess(y_k) to the
         blocks carried backwards: returns (Hxx + C_xx, Hxt + C_xtheta, C_thth).

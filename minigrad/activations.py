@@ -113,27 +113,22 @@ class Tanh(Elementwise):
         y = np.tanh(x)
         return -2.0 * y * (1.0 - y ** 2)
 
-    # One tanh per batch: f' and f'' at the cached input reuse the output y,
+    # One tanh per batch for f': it is computed from the output y in forward,
     # unless a subclass redefines f, f' or f'' (then the generic path is used).
     def _own(self, name):
         return all(getattr(type(self), fn) is getattr(Tanh, fn) for fn in ("f", name))
 
     def forward(self, X):
-        return self._cached("y", lambda: self.f(X)).copy()
-
-    def _y(self):
-        X = self._need_input()
-        return self._cached("y", lambda: self.f(X))
-
-    def _df(self):
-        if not self._own("df"):
-            return super()._df()
-        return self._cached("df", lambda: 1.0 - self._y() ** 2)
+        Y = self.f(X)
+        if X is self.X and self._own("df"):             # called through __call__
+            self._cached("df", lambda: 1.0 - Y * Y)     # f' from the output, no 2nd tanh
+        return Y
 
     def _d2f(self):
         if not self._own("d2f") or not self._own("df"):
             return super()._d2f()
-        return self._cached("d2f", lambda: -2.0 * self._y() * self._df())
+        X = self._need_input()
+        return self._cached("d2f", lambda: -2.0 * np.tanh(X) * self._df())
 
 
 def _sigmoid(x):

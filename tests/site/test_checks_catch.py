@@ -46,7 +46,8 @@ def tampered(site_root, tmp_path_factory):
 
     # TeX that MathJax skips (class mathjax_ignore): what a reader sees of a
     # formula that was never typeset.
-    raw_page = pages[0]
+    # on a page of its own: where MathJax fails to start, raw TeX is reported as such
+    raw_page = next(rel for rel in pages if rel != math_page)
     p = root / raw_page
     p.write_text(p.read_text(encoding="utf8").replace("</article>", (
         '<p class="mathjax_ignore">Raw: $$\\frac{a}{b} + \\mathbb{R}$$</p></article>'), 1))

@@ -7,7 +7,8 @@ once. The submissions:
 - every solution notebook that has graded tests (must earn full marks) and every untouched
   exercise notebook (must earn zero): together they replace running ``tests/grading``
   directly, which plain ``pytest tests`` therefore does not collect;
-- made from the linear algebra chapter (the fastest): one wrong answer; one exercise that
+- made from the linear algebra chapter (the fastest): one exercise solved in the untouched
+  notebook (only it passes); one wrong answer; one exercise that
   raises and one that is missing; one that kills its kernel (``os._exit``); one that hangs;
   one that cheats (patches numpy and the check function, writes ``conftest.py`` files);
 - files that are not gradable: plain text, JSON that is not a notebook, a notebook of an
@@ -135,6 +136,12 @@ def graded(tmp_path_factory):
                           "def frobenius(A, B):\n    return _right_frobenius(A, B) + 1.0\n")
     del wrong.metadata["minigrad"]
     _write(wrong, sub / "wrong" / f"{BASE}.ipynb")
+    # a learner who solved exercise 2.1 only: its cell taken from the solution
+    solved_one = copy.deepcopy(exercise)
+    k = next(i for i, c in enumerate(exercise.cells) if c.source.startswith("# Exercise 2.1:"))
+    solved_one.cells[k] = copy.deepcopy(next(c for c in solution.cells
+                                             if c.source.startswith("# Exercise 2.1:")))
+    _write(solved_one, sub / "solved_one.ipynb")
     # one exercise raises, another is missing (its cell deleted)
     broken = _insert_after(solution, "batch_outer", "def batch_outer(U, V):\n"
                            "    raise TypeError('not like this')\n")
@@ -234,6 +241,15 @@ def test_wrong_answer_costs_only_its_exercise(graded):
     _only_loses(result, "2.1", graded["by_name"][f"solutions/{BASE}.ipynb"])
     e = _exercises(result)["2.1"]
     assert "wrong values" in e["message"] and 0 < e["points"] < e["max_points"]
+
+
+def test_solving_one_exercise_passes_that_one_only(graded):
+    result = graded["by_name"]["solved_one.ipynb"]
+    for ex, e in _exercises(result).items():
+        if ex == "2.1":
+            assert e["passed"] and e["points"] == e["max_points"], e
+        else:
+            assert not e["passed"] and e["points"] == 0, e
 
 
 def test_raising_and_missing_exercises_cost_only_their_points(graded):

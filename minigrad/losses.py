@@ -56,12 +56,13 @@ class Loss:
             if T.dtype.kind == "f" and (not np.all(np.isfinite(T)) or np.any(T != np.round(T))):
                 raise ValueError(f"{who}: class indices must be integers, got {T[:5]}...")
             labels = T.astype(np.int64)
-            out_of_range = (labels < 0) | (labels >= o)
-            bad = np.flatnonzero(out_of_range) if out_of_range.any() else ()
-            if len(bad):
-                raise ValueError(f"{who}: label {labels[bad[0]]} at index {bad[0]} is out of "
+            if labels.min() < 0 or labels.max() >= o:
+                bad = np.flatnonzero((labels < 0) | (labels >= o))[0]
+                raise ValueError(f"{who}: label {labels[bad]} at index {bad} is out of "
                                  f"range for {o} classes (valid: 0 to {o - 1})")
-            return np.eye(o)[labels]
+            onehot = np.zeros((B, o))
+            onehot[np.arange(B), labels] = 1.0
+            return onehot
         if T.ndim != 2 or T.shape != (B, o):
             raise ValueError(f"{who}: expected targets of shape ({B},) (class indices) "
                              f"or ({B}, {o}) (rows), got shape {T.shape}")
@@ -131,9 +132,14 @@ class SoftmaxCrossEntropy(Loss):
         memo = getattr(self, "_memo", {})
         if memo.get("Y") is Y and getattr(self, "Y", None) is Y:
             return memo["lse"]
-        lse = logsumexp(Y)
-        if getattr(self, "Y", None) is Y:           # Y of the current call: keep it
-            memo.update(Y=Y, lse=lse, p=None)
+        if getattr(self, "Y", None) is not Y:
+            return logsumexp(Y)
+        # Y of the current call: one exp gives both lse and p = exp(z - lse)
+        zmax = Y.max(axis=1, keepdims=True)
+        E = np.exp(Y - zmax)
+        S = E.sum(axis=1, keepdims=True)
+        lse = (zmax + np.log(S))[:, 0]
+        memo.update(Y=Y, lse=lse, p=E / S)
         return lse
 
     def _s(self, T):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import minigrad
-from harness import NotebookError
+from gradetools import close, raises_value_error
 
 NOTEBOOK = "03_jacobian"
 
@@ -19,17 +19,6 @@ NOTEBOOK = "03_jacobian"
 TOL = 1e-10
 
 GELU_C, GELU_A = np.sqrt(2.0 / np.pi), 0.044715
-
-
-def close(got, want, tol=TOL):
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
-    return got.shape == want.shape and np.allclose(got, want, rtol=tol, atol=tol)
-
-
-def raises_value_error(call):
-    with pytest.raises(NotebookError) as info:
-        call()
-    assert "ValueError" in str(info.value)
 
 
 def elementwise_derivatives(f, x):

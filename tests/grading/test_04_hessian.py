@@ -9,25 +9,12 @@ import numpy as np
 import pytest
 
 import minigrad
-from harness import NotebookError
+from gradetools import close, raises_value_error
 
 NOTEBOOK = "04_hessian"
 
-#: exact second derivatives agree with autograd up to rounding
-TOL = 1e-10
 #: a central difference with eps = 1e-4 is accurate to about eps^2 ~ 1e-8 relative
 FD_TOL = 1e-6
-
-
-def close(got, want, tol=TOL):
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
-    return got.shape == want.shape and np.allclose(got, want, rtol=tol, atol=tol)
-
-
-def raises_value_error(call):
-    with pytest.raises(NotebookError) as info:
-        call()
-    assert "ValueError" in str(info.value)
 
 
 def hessian_tensor(f, w):

@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 
 import minigrad
-from harness import NotebookError
+from gradetools import close, raises_value_error
 
 NOTEBOOK = "07_batch_backprop"
 
-#: exact derivatives agree with autograd up to rounding
-TOL = 1e-10
 
 FORBID_LINEAR = ("minigrad.Linear.vjp", "minigrad.Linear.backward",
                  "minigrad.layers.Linear.vjp", "minigrad.layers.Linear.backward")
@@ -23,17 +21,6 @@ FORBID_72 = FORBID_LINEAR + ("minigrad.grad", "minigrad.derivatives.grad",
                              "minigrad.Sequential.vjp", "minigrad.Sequential.backward")
 FORBID_73 = ("minigrad.per_sample_grads", "minigrad.derivatives.per_sample_grads",
              "minigrad.Linear.vjp_params_many", "minigrad.Linear.param_jacobian")
-
-
-def close(got, want, tol=TOL):
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
-    return got.shape == want.shape and np.allclose(got, want, rtol=tol, atol=tol)
-
-
-def raises_value_error(call):
-    with pytest.raises(NotebookError) as info:
-        call()
-    assert "ValueError" in str(info.value)
 
 
 # ---------------------------------------------------------------- 7.1

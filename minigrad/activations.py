@@ -113,14 +113,16 @@ class Tanh(Elementwise):
         y = np.tanh(x)
         return -2.0 * y * (1.0 - y ** 2)
 
-    # One tanh per batch for f': it is computed from the output y in forward,
-    # unless a subclass redefines f, f' or f'' (then the generic path is used).
+    # One tanh per batch: f' and f'' are computed from the output y of forward
+    # (kept with the cache of this input), unless a subclass redefines f, f' or
+    # f'' (then the generic path is used).
     def _own(self, name):
         return all(getattr(type(self), fn) is getattr(Tanh, fn) for fn in ("f", name))
 
     def forward(self, X):
         Y = self.f(X)
         if X is self.X and self._own("df"):             # called through __call__
+            self._cached("y", lambda: Y)                # y = tanh(x), for f''
             self._cached("df", lambda: 1.0 - Y * Y)     # f' from the output, no 2nd tanh
         return Y
 
@@ -128,7 +130,8 @@ class Tanh(Elementwise):
         if not self._own("d2f") or not self._own("df"):
             return super()._d2f()
         X = self._need_input()
-        return self._cached("d2f", lambda: -2.0 * np.tanh(X) * self._df())
+        y = self._cached("y", lambda: np.tanh(X))
+        return self._cached("d2f", lambda: -2.0 * y * self._df())
 
 
 def _sigmoid(x):

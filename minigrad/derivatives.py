@@ -8,13 +8,17 @@ import numpy as np
 
 from ._validate import as_batch
 from .layers import Sequential
-from .losses import Loss
+from .losses import Loss, MSELoss, NLLLoss, SoftmaxCrossEntropy
 from .module import Module, _trusted_batch
 
 __all__ = [
     "parameters_to_vector", "vector_to_parameters", "grad", "per_sample_grads",
     "jacobian", "input_jacobian", "hessian", "gauss_newton", "hvp", "ggn_vp",
 ]
+
+
+#: minigrad's own losses, whose checks are all in ``Loss._prepare``
+_OWN_LOSSES = (MSELoss, SoftmaxCrossEntropy, NLLLoss)
 
 
 def _leaves(model, who):
@@ -65,11 +69,13 @@ def vector_to_parameters(w, model):
 
 
 def _split(v, leaves):
-    """A flat vector (n,) as one list of parameter-shaped arrays per leaf."""
+    """A flat vector (n,) as one list of parameter-shaped arrays per leaf, or
+    None for a leaf without parameters."""
     out, k = [], 0
     for mod in leaves:
-        out.append(mod._split(v[k:k + mod.num_params]))
-        k += mod.num_params
+        p = mod.num_params
+        out.append(mod._split(v[k:k + p]) if p else None)
+        k += p
     return out
 
 
@@ -79,23 +85,37 @@ def _forward(model, loss, X, T, who):
     if not _trusted_batch(X, leaves[0].in_features):
         X = as_batch(X, who, leaves[0].in_features, name="X")
     Y = model(X)
-    value = loss(Y, T)
-    return leaves, value
+    if type(loss) in _OWN_LOSSES:     # their value raises nothing: checks and cache only
+        loss._prepare(Y, T)
+    else:                             # a learner's loss may check in value_per_sample
+        loss(Y, T)
+    return leaves
 
 
 def grad(model, loss, X, T):
     """Gradient of the batch loss w.r.t. all parameters: (n,). Reverse mode,
     one VJP per module; the modules' ``grads`` are left untouched."""
-    leaves, _ = _forward(model, loss, X, T, "grad")
+    leaves = _forward(model, loss, X, T, "grad")
     G = loss.backward()                                      # dL/dy (B, o)
-    parts = []
+    g = np.empty(_num_params(leaves))
+    end = g.size
     for k in range(len(leaves) - 1, -1, -1):
         mod = leaves[k]
         if mod.num_params:
-            parts.append(np.concatenate([a.ravel() for a in mod._param_grads(G)]))
+            end = _write_back(g, end, mod._param_grads(G))   # J_theta^T G
         if k:
             G = mod._vjp_input(G)                            # J_x^T G
-    return np.concatenate(parts[::-1]) if parts else np.zeros(0)
+    return g
+
+
+def _write_back(g, end, arrays):
+    """Write one module's parameter arrays, each flattened row-major, into
+    g[end - p:end] in order (p their total size); return end - p. The modules
+    are visited last to first, so the vector is filled from its end."""
+    for a in reversed(arrays):
+        g[end - a.size:end] = a.ravel()
+        end -= a.size
+    return end
 
 
 def _backward_rows(leaves, A, out=None):
@@ -119,7 +139,7 @@ def _backward_rows(leaves, A, out=None):
 def per_sample_grads(model, loss, X, T):
     """Gradients of each sample's own loss l(y_b, t_b): (B, n).
     Their mean is ``grad``; their sum is B times ``grad``."""
-    leaves, _ = _forward(model, loss, X, T, "per_sample_grads")
+    leaves = _forward(model, loss, X, T, "per_sample_grads")
     A = (loss.backward() * X.shape[0])[:, None, :]              # (B, 1, o)
     return _backward_rows(leaves, A)[0][:, 0, :]
 
@@ -168,7 +188,7 @@ def _curvature(model, loss, X, T, who, residual):
     straight into the (n, n) result; every sum over the batch is a matrix
     product, and the o x o loss Hessians are carried, never an n-wide Jacobian.
     """
-    leaves, _ = _forward(model, loss, X, T, who)
+    leaves = _forward(model, loss, X, T, who)
     n = _num_params(leaves)
     Hfull = np.zeros((n, n))
     G, Hzz = loss.backward(), loss.hessian()
@@ -225,31 +245,31 @@ def _rop(model, loss, X, T, v, who, residual):
         GN v = J^T (H_L (J v)),   H v = GN v + sum_modules C (dx, dtheta),
     where the second term needs the gradient g carried alongside (Pearlmutter's
     R-op). Costs a few gradients, whatever n; no matrix is formed."""
-    leaves, _ = _forward(model, loss, X, T, who)
+    leaves = _forward(model, loss, X, T, who)
     v = _check_vector(v, _num_params(leaves), who)
     dtheta = _split(v, leaves)
     tangents, dZ = [], None
     for mod, dt in zip(leaves, dtheta):
         tangents.append(dZ)
-        dZ = mod.jvp(dZ, dt if mod.num_params else None)
+        dZ = mod.jvp(dZ, dt)
     G = loss.backward() if residual else None
     dG = loss.hvp(dZ)
-    parts = []
+    out = np.empty(v.size)
+    end = out.size
     for k in range(len(leaves) - 1, -1, -1):
         mod, dX, dt = leaves[k], tangents[k], dtheta[k]
-        dg = mod._param_grads(dG) if mod.num_params else []
+        dg = [] if dt is None else mod._param_grads(dG)
         dGX = mod._vjp_input(dG) if k else None
         if residual:
-            sx, sg = mod._second_vjp(G, dX, dt if mod.num_params else None, bool(k))
+            sx, sg = mod._second_vjp(G, dX, dt, bool(k))
             if k:
                 if sx is not None:
                     dGX = dGX + sx
                 G = mod._vjp_input(G)
             dg = [a if b is None else a + b for a, b in zip(dg, sg)]
-        if dg:
-            parts.append(np.concatenate([a.ravel() for a in dg]))
+        end = _write_back(out, end, dg)
         dG = dGX
-    return np.concatenate(parts[::-1]) if parts else np.zeros(0)
+    return out
 
 
 def hvp(model, loss, X, T, v):

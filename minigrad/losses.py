@@ -55,7 +55,7 @@ class Loss:
                                  f"or ({B}, {o}) (rows), got shape {T.shape}")
             if T.dtype.kind == "f" and (not np.all(np.isfinite(T)) or np.any(T != np.round(T))):
                 raise ValueError(f"{who}: class indices must be integers, got {T[:5]}...")
-            labels = T.astype(np.int64)
+            labels = T.astype(np.int64, copy=False)
             if labels.min() < 0 or labels.max() >= o:
                 bad = np.flatnonzero((labels < 0) | (labels >= o))[0]
                 raise ValueError(f"{who}: label {labels[bad]} at index {bad} is out of "
@@ -74,13 +74,21 @@ class Loss:
 
     def __call__(self, Y, T):
         """The batch loss (1/B) sum_b l(y_b, t_b), a float; caches Y and T."""
+        self._prepare(Y, T)
+        return float(np.mean(self.value_per_sample(self.Y, self.T)))
+
+    def _prepare(self, Y, T):
+        """Everything ``__call__`` does but the value: check Y (B, o) and T,
+        cache them for the derivatives. ``minigrad.derivatives`` calls this
+        alone for minigrad's own losses, whose value raises nothing."""
         if not _trusted_batch(Y, None):
             Y = as_batch(Y, repr(self), name="output Y")
         self.Y = Y
         self._memo = {}                     # values shared by the derivatives of this call
         self.T = self.targets(T, *Y.shape)
+        if np.ndim(T) == 1:                 # one-hot rows: s = sum_k t_k = 1 per sample
+            self._memo["onehot"] = self.T
         self.check_output(Y)
-        return float(np.mean(self.value_per_sample(self.Y, self.T)))
 
     def _cached(self):
         if getattr(self, "Y", None) is None:
@@ -165,6 +173,8 @@ class SoftmaxCrossEntropy(Loss):
         return P
 
     def grad_per_sample(self, Y, T):
+        if getattr(self, "_memo", {}).get("onehot") is T:
+            return self._p(Y) - T           # s = 1 for one-hot rows: p - t
         return self._s(T) * self._p(Y) - T
 
     def hess_per_sample(self, Y, T):

@@ -164,13 +164,13 @@ class SoftmaxCrossEntropy(Loss):
         return self._s(T)[:, 0] * self._lse(Y) - np.sum(T * Y, axis=1)
 
     def _p(self, Y):
+        """p = softmax(z) per row: (B, o). For the Y of the current call it
+        comes with lse from one exp (see ``_lse``); otherwise exp(z - lse)."""
+        lse = self._lse(Y)                  # memoizes p too for the current Y
         memo = getattr(self, "_memo", {})
-        if memo.get("Y") is Y and memo.get("p") is not None:
-            return memo["p"]
-        P = np.exp(Y - self._lse(Y)[:, None])
         if memo.get("Y") is Y:
-            memo["p"] = P
-        return P
+            return memo["p"]
+        return np.exp(Y - lse[:, None])
 
     def grad_per_sample(self, Y, T):
         if getattr(self, "_memo", {}).get("onehot") is T:

@@ -46,6 +46,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADING = ROOT / "tests" / "grading"
+sys.path.insert(0, str(GRADING))
+from harness import chapter_of  # noqa: E402  (one rule for the grader and the tests)
 #: what the grader copies before any notebook runs, and grades with
 COPIED = {"grading": ROOT / "tests" / "grading", "lib/minigrad": ROOT / "minigrad"}
 
@@ -97,9 +99,7 @@ def identify(path, known):
         nb = nbformat.reads(text, as_version=4)
     except Exception as exc:
         raise GradeError(f"not a readable notebook ({type(exc).__name__}: {str(exc).splitlines()[0]})")
-    meta = nb.metadata.get("minigrad")
-    name = meta.get("notebook") if isinstance(meta, dict) else None
-    chapter = name if isinstance(name, str) and name else Path(path).stem
+    chapter = chapter_of(nb, path)
     if chapter not in known:
         raise GradeError(f"no graded tests for a notebook called {chapter!r} (from its metadata "
                          f"or file name); graded chapters: {', '.join(sorted(known)) or 'none'}")

@@ -43,8 +43,8 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-__all__ = ["NotebookError", "NotebookTimeout", "KernelDied", "Notebook", "notebook_id",
-           "encode", "decode", "CELL_TIMEOUT", "CALL_TIMEOUT"]
+__all__ = ["NotebookError", "NotebookTimeout", "KernelDied", "Notebook", "chapter_of",
+           "notebook_id", "encode", "decode", "CELL_TIMEOUT", "CALL_TIMEOUT"]
 
 #: seconds one notebook cell may run before it is interrupted
 CELL_TIMEOUT = 60.0
@@ -295,12 +295,17 @@ def _bridge_install_code(protected, allowed):
         """)
 
 
-def notebook_id(path):
-    """The chapter a notebook is for: ``metadata["minigrad"]["notebook"]``, else the stem."""
-    nb = nbformat.read(str(path), as_version=4)
+def chapter_of(nb, path):
+    """The chapter the notebook ``nb`` (read from ``path``) is for:
+    ``metadata["minigrad"]["notebook"]``, else the file stem."""
     meta = nb.metadata.get("minigrad", {})
     name = meta.get("notebook") if isinstance(meta, dict) else None
     return name if isinstance(name, str) and name else Path(path).stem
+
+
+def notebook_id(path):
+    """The chapter of the notebook file at ``path`` (see ``chapter_of``)."""
+    return chapter_of(nbformat.read(str(path), as_version=4), path)
 
 
 def _fmt_seconds(s):

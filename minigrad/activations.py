@@ -130,9 +130,12 @@ class Tanh(Elementwise):
 
     def forward(self, X):
         Y = self.f(X)
-        if X is self.X and self._own("df"):             # called through __call__
-            self._cached("y", lambda: Y)                # y = tanh(x), for f''
-            self._cached("df", lambda: 1.0 - Y * Y)     # f' from the output, no 2nd tanh
+        if X is self.X and (type(self) is Tanh or self._own("df")):   # through __call__
+            # a fresh cache for this input: y = tanh(x) for f'', and f' from
+            # the output (no second tanh)
+            D = Y * Y
+            np.subtract(1.0, D, out=D)                  # f' = 1 - y^2, one array
+            self._cache = {None: X, "y": Y, "df": D}
         return Y
 
     def _d2f(self):

@@ -4,10 +4,12 @@ n is the number of parameters of the whole model (flattened in module order,
 each array row-major), o its output width, m its input width. The loss is the
 mean over the batch, so every quantity below is of that mean.
 """
+import math
+
 import numpy as np
 
 from ._validate import as_batch
-from .layers import Sequential
+from .layers import Sequential, _call_checked
 from .losses import Loss, MSELoss, NLLLoss, SoftmaxCrossEntropy
 from .module import Module, _trusted_batch
 
@@ -44,7 +46,7 @@ def _check_vector(v, n, who, name="v"):
         shape = None if v is None else v.shape
         raise ValueError(f"{who}: expected {name} of shape ({n},), one entry per parameter, "
                          f"got shape {shape}")
-    if not np.all(np.isfinite(v)):
+    if not math.isfinite(np.add.reduce(v)) and not np.all(np.isfinite(v)):
         raise ValueError(f"{who}: {name} has a non-finite value")
     return v
 
@@ -84,9 +86,9 @@ def _forward(model, loss, X, T, who):
     _check_loss(loss, who)
     if not _trusted_batch(X, leaves[0].in_features):
         X = as_batch(X, who, leaves[0].in_features, name="X")
-    Y = model(X)
+    Y, checked = _call_checked(model, X)
     if type(loss) in _OWN_LOSSES:     # their value raises nothing: checks and cache only
-        loss._prepare(Y, T)
+        loss._prepare(Y, T, checked)
     else:                             # a learner's loss may check in value_per_sample
         loss(Y, T)
     return leaves
@@ -97,12 +99,14 @@ def grad(model, loss, X, T):
     one VJP per module; the modules' ``grads`` are left untouched."""
     leaves = _forward(model, loss, X, T, "grad")
     G = loss.backward()                                      # dL/dy (B, o)
-    g = np.empty(_num_params(leaves))
+    sizes = [mod.num_params for mod in leaves]
+    g = np.empty(sum(sizes))
     end = g.size
     for k in range(len(leaves) - 1, -1, -1):
         mod = leaves[k]
-        if mod.num_params:
-            end = _write_back(g, end, mod._param_grads(G))   # J_theta^T G
+        if sizes[k]:
+            mod._param_grads_into(G, g[end - sizes[k]:end])   # J_theta^T G
+            end -= sizes[k]
         if k:
             G = mod._vjp_input(G)                            # J_x^T G
     return g
@@ -149,7 +153,7 @@ def _backward_identity(model, X, who):
     J_N (B, o, n), J_x of the whole model (B, o, m))."""
     leaves = _leaves(model, who)
     X = as_batch(X, who, leaves[0].in_features, name="X")
-    Y = model(X)
+    Y = _call_checked(model, X)[0]
     B, o = Y.shape
     A = np.broadcast_to(np.eye(o), (B, o, o))
     J, Jx = _backward_rows(leaves, A)

@@ -1,9 +1,12 @@
 """Layers with parameters, and the Sequential container."""
+import math
 import numbers
 
 import numpy as np
 
-from .module import Module
+from ._validate import as_batch, first_nonfinite
+from .activations import Identity, ReLU, Sigmoid, Softmax, Tanh
+from .module import Module, _trusted_batch
 
 __all__ = ["Linear", "Sequential"]
 
@@ -62,6 +65,12 @@ class Linear(Module):
 
     def _param_grads(self, G):
         return [G.T @ self._need_input(), G.sum(axis=0)]
+
+    def _param_grads_into(self, G, out):
+        # G^T X and the column sums of G, computed straight into out (p,)
+        o, m = self.W.shape
+        np.matmul(G.T, self._need_input(), out=out[:o * m].reshape(o, m, copy=False))
+        np.sum(G, axis=0, out=out[o * m:])
 
     def jvp(self, dX=None, dparams=None):
         X = self._need_input()
@@ -197,10 +206,12 @@ class Sequential(Module):
         return "Sequential(" + ", ".join(map(repr, self.modules)) + ")"
 
     def __call__(self, X):
+        first = self.modules[0]
+        checked = type(first) in _OWN_MODULES
+        if checked and not _trusted_batch(X, first.in_features):
+            X = as_batch(X, repr(first), first.in_features)     # converts or raises
         self.X = X
-        for mod in self.modules:
-            X = mod(X)
-        return X
+        return _chain(self.modules, X, checked)[0]
 
     @property
     def params(self):
@@ -272,3 +283,64 @@ class Sequential(Module):
             dX = mod.jvp(dX, None if dparams is None or not count else dparams[k:k + count])
             k += count
         return dX
+
+
+#: minigrad's own modules, by exact type: a finite float64 (B, m) input gives a
+#: float64 (B, o) output, finite unless a parameter is not finite or a value
+#: overflows (both caught by the check of the chain's output)
+_OWN_MODULES = (Linear, Identity, Tanh, Sigmoid, ReLU, Softmax)
+
+
+def _chain(modules, X, checked):
+    """Apply the leaves in order to X (B, m): returns (output, whether the
+    output is a finite float64 (B, o) array).
+
+    ``checked``: X is known to be a finite float64 (B, m) array. An own leaf
+    (exact type in ``_OWN_MODULES``) whose input is that X or the output of
+    another own leaf runs without the finiteness check of ``Module.__call__``
+    (only its width is compared); every other leaf is called as usual and
+    checks its own input. The output is then checked once: when it is not
+    finite, the first leaf whose output is not finite is named. (An overflow
+    that a later leaf maps back to a finite value, as tanh(inf) = 1, passes.)
+    """
+    outputs = []
+    for mod in modules:
+        own = type(mod) in _OWN_MODULES
+        if own and checked and (mod.in_features is None or X.shape[1] == mod.in_features):
+            mod.X = X
+            mod._cache = None             # what Module.__call__ does, but the check
+            X = mod.forward(X)
+        else:
+            X = mod(X)
+        outputs.append(X)
+        checked = own
+    if _trusted_batch(X, None):
+        return X, True
+    if isinstance(X, np.ndarray) and X.dtype.kind == "f":
+        _name_nonfinite(modules, outputs)
+    return X, False                       # not a finite float batch: the caller checks it
+
+
+def _name_nonfinite(modules, outputs):
+    """Raise for the first leaf whose output has a NaN or inf (its input was
+    finite); return quietly when none has (a sum that merely overflowed)."""
+    for mod, Y in zip(modules, outputs):
+        bad = first_nonfinite(Y) if isinstance(Y, np.ndarray) and Y.dtype.kind == "f" else None
+        if bad is not None:
+            hint = " (check its parameters and the scale of its input)" if mod.num_params else ""
+            raise ValueError(f"{mod!r}: output of shape {Y.shape} has a non-finite value "
+                             f"({Y[bad]}) at index {bad}, from a finite input{hint}")
+
+
+def _call_checked(model, X):
+    """model(X) for an X the caller has already checked (B, m), without
+    checking X a second time: returns (Y, whether Y is known to be a finite
+    float64 (B, o) array). The same result and caches as model(X); a model
+    whose ``__call__`` is its own (a learner's override) is simply called."""
+    call = type(model).__call__
+    if call is Sequential.__call__:
+        model.X = X
+        return _chain(model.modules, X, True)
+    if call is Module.__call__:
+        return _chain([model], X, True)
+    return model(X), False

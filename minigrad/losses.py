@@ -5,6 +5,8 @@ Targets are class indices (B,) or rows (B, o); indices are one-hot encoded.
 A subclass defines the per-sample value, gradient and Hessian w.r.t. y; the
 methods without ``_per_sample`` are those of the batch mean (a factor 1/B).
 """
+import functools
+
 import numpy as np
 
 from ._validate import as_batch, first_nonfinite
@@ -17,6 +19,14 @@ def logsumexp(Z):
     """log sum_k exp(z_k) per row of Z (B, o) -> (B,), stable for |z| up to 1e308."""
     zmax = Z.max(axis=1)
     return zmax + np.log(np.sum(np.exp(Z - zmax[:, None]), axis=1))
+
+
+@functools.lru_cache(maxsize=16)
+def _eye(o):
+    """The identity (o, o), read-only, shared: one-hot rows are taken from it."""
+    eye = np.eye(o)
+    eye.flags.writeable = False
+    return eye
 
 
 class Loss:
@@ -45,7 +55,7 @@ class Loss:
     # ------------------------------------------------------------ public
     def targets(self, T, B, o):
         """Return T as float rows (B, o), one-hot encoding class indices."""
-        who = repr(self)
+        who = self                          # formatted as repr(self), only in an error
         T = np.asarray(T)
         if T.dtype.kind not in "fiub":
             raise ValueError(f"{who}: targets must be numeric, got dtype {T.dtype}")
@@ -56,13 +66,14 @@ class Loss:
             if T.dtype.kind == "f" and (not np.all(np.isfinite(T)) or np.any(T != np.round(T))):
                 raise ValueError(f"{who}: class indices must be integers, got {T[:5]}...")
             labels = T.astype(np.int64, copy=False)
-            if labels.min() < 0 or labels.max() >= o:
-                bad = np.flatnonzero((labels < 0) | (labels >= o))[0]
-                raise ValueError(f"{who}: label {labels[bad]} at index {bad} is out of "
-                                 f"range for {o} classes (valid: 0 to {o - 1})")
-            onehot = np.zeros((B, o))
-            onehot[np.arange(B), labels] = 1.0
-            return onehot
+            if labels.min() >= 0:          # take raises for a label >= o (and wraps < 0)
+                try:
+                    return _eye(o).take(labels, axis=0)          # one-hot rows (B, o)
+                except IndexError:
+                    pass
+            bad = np.flatnonzero((labels < 0) | (labels >= o))[0]
+            raise ValueError(f"{who}: label {labels[bad]} at index {bad} is out of "
+                             f"range for {o} classes (valid: 0 to {o - 1})")
         if T.ndim != 2 or T.shape != (B, o):
             raise ValueError(f"{who}: expected targets of shape ({B},) (class indices) "
                              f"or ({B}, {o}) (rows), got shape {T.shape}")
@@ -77,16 +88,17 @@ class Loss:
         self._prepare(Y, T)
         return float(np.mean(self.value_per_sample(self.Y, self.T)))
 
-    def _prepare(self, Y, T):
+    def _prepare(self, Y, T, checked=False):
         """Everything ``__call__`` does but the value: check Y (B, o) and T,
         cache them for the derivatives. ``minigrad.derivatives`` calls this
-        alone for minigrad's own losses, whose value raises nothing."""
-        if not _trusted_batch(Y, None):
+        alone for minigrad's own losses, whose value raises nothing, with
+        ``checked=True`` when Y is already known to be a finite float64 batch."""
+        if not checked and not _trusted_batch(Y, None):
             Y = as_batch(Y, repr(self), name="output Y")
         self.Y = Y
         self._memo = {}                     # values shared by the derivatives of this call
         self.T = self.targets(T, *Y.shape)
-        if np.ndim(T) == 1:                 # one-hot rows: s = sum_k t_k = 1 per sample
+        if np.asarray(T).ndim == 1:         # one-hot rows: s = sum_k t_k = 1 per sample
             self._memo["onehot"] = self.T
         self.check_output(Y)
 
@@ -136,19 +148,29 @@ class SoftmaxCrossEntropy(Loss):
     depend on t. Stable for logits of any finite size.
     """
 
-    def _lse(self, Y):
+    def _parts(self, Y):
+        """(zmax (B, 1), S (B, 1), p (B, o)) with S = sum_k exp(z_k - zmax) and
+        p = softmax(z), from one exp, memoized for the Y of the current call;
+        None for any other Y."""
         memo = getattr(self, "_memo", {})
-        if memo.get("Y") is Y and getattr(self, "Y", None) is Y:
-            return memo["lse"]
+        if memo.get("Y") is Y:
+            return memo["parts"]
         if getattr(self, "Y", None) is not Y:
-            return logsumexp(Y)
-        # Y of the current call: one exp gives both lse and p = exp(z - lse)
+            return None
         zmax = Y.max(axis=1, keepdims=True)
         E = np.exp(Y - zmax)
         S = E.sum(axis=1, keepdims=True)
-        lse = (zmax + np.log(S))[:, 0]
-        memo.update(Y=Y, lse=lse, p=E / S)
-        return lse
+        E /= S                              # E is now p
+        memo.update(Y=Y, parts=(zmax, S, E))
+        return memo["parts"]
+
+    def _lse(self, Y):
+        """log-sum-exp per row (B,): zmax + log S, from the memo when it has Y."""
+        parts = self._parts(Y)
+        if parts is None:
+            return logsumexp(Y)
+        zmax, S, _ = parts
+        return (zmax + np.log(S))[:, 0]
 
     def _s(self, T):
         """s = sum_k t_k per sample (B, 1): computed once per call."""
@@ -165,17 +187,24 @@ class SoftmaxCrossEntropy(Loss):
 
     def _p(self, Y):
         """p = softmax(z) per row: (B, o). For the Y of the current call it
-        comes with lse from one exp (see ``_lse``); otherwise exp(z - lse)."""
-        lse = self._lse(Y)                  # memoizes p too for the current Y
-        memo = getattr(self, "_memo", {})
-        if memo.get("Y") is Y:
-            return memo["p"]
-        return np.exp(Y - lse[:, None])
+        comes from the memo (see ``_parts``); otherwise exp(z - lse)."""
+        parts = self._parts(Y)
+        if parts is None:
+            return np.exp(Y - logsumexp(Y)[:, None])
+        return parts[2]
 
     def grad_per_sample(self, Y, T):
         if getattr(self, "_memo", {}).get("onehot") is T:
             return self._p(Y) - T           # s = 1 for one-hot rows: p - t
         return self._s(T) * self._p(Y) - T
+
+    def backward(self):
+        if type(self).grad_per_sample is not SoftmaxCrossEntropy.grad_per_sample:
+            return super().backward()
+        Y, T = self._cached()
+        G = self.grad_per_sample(Y, T)      # a fresh array: divided in place
+        G /= Y.shape[0]
+        return G
 
     def hess_per_sample(self, Y, T):
         P = self._p(Y)

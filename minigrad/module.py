@@ -24,7 +24,7 @@ def _trusted_batch(X, width):
     # a finite X through the full check, which then accepts it
     return (type(X) is np.ndarray and X.dtype == np.float64 and X.ndim == 2
             and X.shape[0] > 0 and (width is None or X.shape[1] == width)
-            and math.isfinite(X.sum()))
+            and math.isfinite(np.add.reduce(X, axis=None)))     # X.sum(), minus a wrapper
 
 
 class Module:
@@ -217,6 +217,14 @@ class Module:
     def _param_grads(self, G):
         """J_theta^T G summed over the batch, one array per parameter."""
         return self.vjp(G)[1]
+
+    def _param_grads_into(self, G, out):
+        """``_param_grads(G)`` flattened row-major, written into out (p,), the
+        module's slice of the flat gradient."""
+        k = 0
+        for a in self._param_grads(G):
+            out[k:k + a.size] = a.ravel()
+            k += a.size
 
     def _rows_input(self, A):
         """A J_x per sample, rows pulled back through the module:

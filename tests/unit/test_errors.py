@@ -115,3 +115,53 @@ def test_model_must_be_a_module():
 def test_loss_output_shape_is_checked():
     with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy\(\): expected output Y of shape \(B, m\), got shape \(4,\)"):
         mg.SoftmaxCrossEntropy()(np.zeros(4), np.array([0]))
+
+
+# ------------------------------------------------ the unchecked inner chain
+class Doubler(mg.Module):
+    """A learner's module: its input is checked by Module.__call__."""
+
+    def forward(self, X):
+        return 2 * X
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # numpy reports the overflow too
+def test_nan_made_inside_the_chain_names_the_module_that_made_it():
+    net = model()
+    net.modules[2].params["W"][1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"Linear\(4, 2\): output of shape \(5, 2\) has a non-finite value \(nan\) at index \(0, 1\), from a finite input"):
+        net(X)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # numpy reports the overflow too
+def test_overflow_inside_a_derivative_call_names_the_layer():
+    net = mg.Sequential(mg.Linear(3, 4, rng=0), mg.Linear(4, 2, rng=0))
+    net.modules[0].params["W"][...] = 1e308
+    with pytest.raises(ValueError, match=r"Linear\(3, 4\): output of shape \(5, 4\) has a non-finite value \(inf\)"):
+        mg.grad(net, mg.MSELoss(), X, np.zeros((5, 2)))
+
+
+def test_width_mismatch_in_the_middle_of_a_chain_names_the_layer():
+    net = mg.Sequential(mg.Linear(3, 4, rng=0), mg.Tanh(), mg.Linear(5, 2, rng=0))
+    with pytest.raises(ValueError, match=r"Linear\(5, 2\): expected input of shape \(B, 5\), got shape \(5, 4\)"):
+        mg.grad(net, mg.MSELoss(), X, np.zeros((5, 2)))
+
+
+def test_a_learners_module_after_a_nan_still_checks_its_input():
+    net = mg.Sequential(mg.Linear(3, 4, rng=0), Doubler())
+    net.modules[0].params["b"][2] = np.inf
+    with pytest.raises(ValueError, match=r"Doubler\(\): input of shape \(5, 4\) has a non-finite value \(inf\) at index \(0, 2\)"):
+        net(X)
+
+
+def test_a_learners_call_override_is_used_by_the_derivatives():
+    calls = []
+
+    class Logged(mg.Sequential):
+        def __call__(self, X):
+            calls.append(X.shape)
+            return super().__call__(X)
+
+    net = Logged(mg.Linear(3, 2, rng=0))
+    mg.grad(net, mg.MSELoss(), X, np.zeros((5, 2)))
+    assert calls == [(5, 3)]

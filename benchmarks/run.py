@@ -4,12 +4,15 @@
     python benchmarks/run.py            # the table, written to _build/bench/results.json
     python benchmarks/run.py --sweep    # also time against width and batch size, plot PNGs
 
-Method: every implementation of a task is run once (warm-up) and its result is
-checked equal to the reference (autograd, else numpy) to a relative 1e-8 before
-anything is timed. Then the implementations are timed interleaved, round-robin
-in one process, and the median of the repeats is reported; the ratios come from
-the same run, so load from other processes affects all columns alike.
-Slow implementations get fewer repeats (a time budget per cell).
+Method: every implementation of a task is run once (warm-up, and JAX's
+compilation) and its result is checked equal to the reference (autograd, else
+numpy) to a relative 1e-8 before anything is timed. Then the implementations are
+timed interleaved, round-robin in one process, and the median of the samples is
+reported; the ratios come from the same run, so load from other processes
+affects all columns alike. A sample is the mean of enough back-to-back calls to
+last about 10 ms (one call for slow tasks), so sub-millisecond tasks are not
+measured at the timer's and the scheduler's resolution. Slow implementations
+get fewer samples (a time budget per cell).
 """
 import os
 
@@ -38,6 +41,7 @@ from implementations import TASKS, Problem, available_backends  # noqa: E402
 
 REL_TOL = 1e-8          # results must agree to this relative error before timing
 BUDGET_S = 3.0          # time budget per (backend, task) cell, repeats are cut to fit
+SAMPLE_S = 0.01         # one timed sample: this long, in back-to-back calls
 MATRIX_MAX_N = 10_000   # skip full n x n matrices beyond this (memory)
 AUTOGRAD_HESSIAN_MAX_N = 3_000   # generic full matrices (n passes, dense J^T H J): minutes beyond
 
@@ -59,6 +63,11 @@ TARGETS = [
      lambda t: _ratio(t, "hvp", "minigrad", "numpy", lambda r: r <= 1.5)),
     ("hvp", "minigrad hvp / minigrad gradient <= 3",
      lambda t: _cross(t, "hvp", "gradient", lambda r: r <= 3)),
+    # against JAX: only when it is installed (benchmarks/requirements-bench.txt)
+    ("jacobian", "minigrad / jax <= 1 (no slower)",
+     lambda t: _ratio(t, "jacobian", "minigrad", "jax", lambda r: r <= 1)),
+    ("hessian", "minigrad / jax < 1 (faster)",
+     lambda t: _ratio(t, "hessian", "minigrad", "jax", lambda r: r < 1)),
 ]
 
 
@@ -107,9 +116,10 @@ def bench_problem(pb, repeats, tasks=TASKS, backends=None, verbose=True, sweep=F
     for task in tasks:
         cells = [b for b in impls if not skip(b, task, pb, sweep)]
         results, first = {}, {}
-        for b in cells:                               # warm-up and result
-            t0 = time.perf_counter()
+        for b in cells:                               # warm-up (and compile) and result
             results[b] = impls[b][task]()
+            t0 = time.perf_counter()                  # one more call, to size the samples
+            impls[b][task]()
             first[b] = time.perf_counter() - t0
         ref = next((b for b in ("autograd", "numpy") if b in results), None)
         # a cell with no independent reference is recorded as unchecked (None)
@@ -118,14 +128,18 @@ def bench_problem(pb, repeats, tasks=TASKS, backends=None, verbose=True, sweep=F
         if bad:
             raise AssertionError(f"{pb.label()} {task}: results differ from {ref}: {bad}")
         del results
-        reps = {b: int(np.clip(BUDGET_S / max(first[b], 1e-9), 1, repeats)) for b in cells}
+        calls = {b: int(np.clip(SAMPLE_S / max(first[b], 1e-9), 1, 1000)) for b in cells}
+        reps = {b: int(np.clip(BUDGET_S / max(first[b] * calls[b], 1e-9), 1, repeats))
+                for b in cells}
         times[task] = {b: [] for b in cells}
         for r in range(max(reps.values())):          # interleaved, round-robin
             for b in cells:
                 if r < reps[b]:
+                    f, k = impls[b][task], calls[b]
                     t0 = time.perf_counter()
-                    impls[b][task]()
-                    times[task][b].append(time.perf_counter() - t0)
+                    for _ in range(k):
+                        f()
+                    times[task][b].append((time.perf_counter() - t0) / k)
         medians[task] = {b: float(np.median(ts)) for b, ts in times[task].items()}
         if verbose:
             print(f"  {task:13s}" + "".join(f"  {b} {1e3 * s:9.2f} ms" for b, s in medians[task].items()),
@@ -176,14 +190,15 @@ def table(res):
     for prob in res["problems"]:
         med = prob["medians"]
         backends = [b for b in res["machine"]["backends"]]
-        head = f"{'task':13s}" + "".join(f"{b + ' ms':>14s}" for b in backends) + \
-            f"{'numpy/mg':>10s}{'autograd/mg':>13s}"
+        others = [b for b in backends if b != "minigrad"]
+        head = f"{'task':13s}" + "".join(f"{b + ' ms':>12s}" for b in backends) + \
+            "".join(f"{b + '/mg':>12s}" for b in others)
         lines += [f"{prob['label']}", head, "-" * len(head)]
         for task, cell in med.items():
-            row = f"{task:13s}" + "".join(f"{fmt_ms(cell.get(b)):>14s}" for b in backends)
+            row = f"{task:13s}" + "".join(f"{fmt_ms(cell.get(b)):>12s}" for b in backends)
             mgt = cell.get("minigrad")
-            for b, w in (("numpy", 10), ("autograd", 13)):
-                row += f"{cell[b] / mgt:>{w}.1f}" if b in cell and mgt else f"{'-':>{w}s}"
+            for b in others:
+                row += f"{cell[b] / mgt:>12.2f}" if b in cell and mgt else f"{'-':>12s}"
             lines.append(row)
         if prob.get("targets"):
             lines.append("targets:")

@@ -132,8 +132,11 @@ def bench_problem(pb, repeats, tasks=TASKS, backends=None, verbose=True, sweep=F
         reps = {b: int(np.clip(BUDGET_S / max(first[b] * calls[b], 1e-9), 1, repeats))
                 for b in cells}
         times[task] = {b: [] for b in cells}
-        for r in range(max(reps.values())):          # interleaved, round-robin
-            for b in cells:
+        for r in range(max(reps.values())):
+            # interleaved, round-robin, rotated each round so that every
+            # implementation follows every other equally often (threads that
+            # spin after a JAX or torch call slow down whatever runs next)
+            for b in cells[r % len(cells):] + cells[:r % len(cells)]:
                 if r < reps[b]:
                     f, k = impls[b][task], calls[b]
                     t0 = time.perf_counter()
@@ -291,7 +294,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sweep", action="store_true", help="also sweep width and batch size, plot")
     ap.add_argument("--sweep-only", action="store_true", help="only the sweep (no table)")
-    ap.add_argument("--repeats", type=int, default=31, help="most timed repeats per cell (default 31)")
+    ap.add_argument("--repeats", type=int, default=101, help="most timed samples per cell (default 101)")
     ap.add_argument("--out", default=os.path.join("_build", "bench"), help="output folder")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)

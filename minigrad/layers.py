@@ -67,10 +67,12 @@ class Linear(Module):
         return [G.T @ self._need_input(), G.sum(axis=0)]
 
     def _param_grads_into(self, G, out):
-        # G^T X and the column sums of G, computed straight into out (p,)
-        o, m = self.W.shape
-        np.matmul(G.T, self._need_input(), out=out[:o * m].reshape(o, m, copy=False))
-        np.sum(G, axis=0, out=out[o * m:])
+        # G^T X and the column sums of G, computed straight into out (p,);
+        # ufunc methods called directly (a hot path: no Python wrappers)
+        X = self._need_input()
+        o, m = G.shape[1], X.shape[1]
+        np.matmul(G.T, X, out=out[:o * m].reshape(o, m, copy=False))
+        np.add.reduce(G, axis=0, out=out[o * m:])
 
     def jvp(self, dX=None, dparams=None):
         X = self._need_input()

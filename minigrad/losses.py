@@ -66,7 +66,7 @@ class Loss:
             if T.dtype.kind == "f" and (not np.all(np.isfinite(T)) or np.any(T != np.round(T))):
                 raise ValueError(f"{who}: class indices must be integers, got {T[:5]}...")
             labels = T.astype(np.int64, copy=False)
-            if labels.min() >= 0:          # take raises for a label >= o (and wraps < 0)
+            if np.minimum.reduce(labels) >= 0:          # take raises for a label >= o (and wraps < 0)
                 try:
                     return _eye(o).take(labels, axis=0)          # one-hot rows (B, o)
                 except IndexError:
@@ -157,9 +157,9 @@ class SoftmaxCrossEntropy(Loss):
             return memo["parts"]
         if getattr(self, "Y", None) is not Y:
             return None
-        zmax = Y.max(axis=1, keepdims=True)
+        zmax = np.maximum.reduce(Y, axis=1, keepdims=True)   # Y.max(axis=1), no wrapper
         E = np.exp(Y - zmax)
-        S = E.sum(axis=1, keepdims=True)
+        S = np.add.reduce(E, axis=1, keepdims=True)
         E /= S                              # E is now p
         memo.update(Y=Y, parts=(zmax, S, E))
         return memo["parts"]

@@ -190,7 +190,7 @@ def fmt_ms(s):
 def table(res):
     """The results as a plain-text table of medians (ms) and ratios."""
     lines = []
-    for prob in res["problems"]:
+    for k, prob in enumerate(res["problems"]):
         med = prob["medians"]
         backends = [b for b in res["machine"]["backends"]]
         others = [b for b in backends if b != "minigrad"]
@@ -204,7 +204,8 @@ def table(res):
                 row += f"{cell[b] / mgt:>12.2f}" if b in cell and mgt else f"{'-':>12s}"
             lines.append(row)
         if prob.get("targets"):
-            lines.append("targets:")
+            lines.append("targets:" if k == 0 else
+                         "targets (set for the first problem; shown for reference):")
             for tg in prob["targets"]:
                 val = "-" if tg["value"] is None else f"{tg['value']:.2f}"
                 mark = {True: "met", False: "MISSED", None: "not run"}[tg["passed"]]

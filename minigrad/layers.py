@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 
+from ._reduce import column_sums
 from ._validate import as_batch, first_nonfinite
 from .activations import Identity, ReLU, Sigmoid, Softmax, Tanh
 from .module import Module, _trusted_batch
@@ -58,21 +59,20 @@ class Linear(Module):
 
     def vjp(self, G):
         X = self._need_input()
-        return G @ self.W, [G.T @ X, G.sum(axis=0)]
+        return G @ self.W, [G.T @ X, column_sums(G)]
 
     def _vjp_input(self, G):
         return G @ self.W
 
     def _param_grads(self, G):
-        return [G.T @ self._need_input(), G.sum(axis=0)]
+        return [G.T @ self._need_input(), column_sums(G)]
 
     def _param_grads_into(self, G, out):
-        # G^T X and the column sums of G, computed straight into out (p,);
-        # ufunc methods called directly (a hot path: no Python wrappers)
+        # G^T X and the column sums of G, computed straight into out (p,)
         X = self._need_input()
         o, m = G.shape[1], X.shape[1]
         np.matmul(G.T, X, out=out[:o * m].reshape(o, m, copy=False))
-        np.add.reduce(G, axis=0, out=out[o * m:])
+        column_sums(G, out=out[o * m:])
 
     def jvp(self, dX=None, dparams=None):
         X = self._need_input()

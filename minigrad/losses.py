@@ -9,6 +9,7 @@ import functools
 
 import numpy as np
 
+from ._reduce import row_max, row_sums
 from ._validate import as_batch, first_nonfinite
 from .module import _trusted_batch
 
@@ -157,9 +158,9 @@ class SoftmaxCrossEntropy(Loss):
             return memo["parts"]
         if getattr(self, "Y", None) is not Y:
             return None
-        zmax = np.maximum.reduce(Y, axis=1, keepdims=True)   # Y.max(axis=1), no wrapper
+        zmax = row_max(Y)
         E = np.exp(Y - zmax)
-        S = np.add.reduce(E, axis=1, keepdims=True)
+        S = row_sums(E)
         E /= S                              # E is now p
         memo.update(Y=Y, parts=(zmax, S, E))
         return memo["parts"]

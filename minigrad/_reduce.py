@@ -9,7 +9,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["column_sums", "row_sums", "row_max"]
+__all__ = ["column_sums", "row_sums", "row_max", "total"]
 
 
 @functools.lru_cache(maxsize=32)
@@ -34,3 +34,9 @@ def row_max(A):
     """max_j A[:, j] for A (B, k): (B, 1). numpy reduces a short contiguous row
     slowly; on the transposed copy (k, B) it is k - 1 elementwise maxima."""
     return np.maximum.reduce(np.ascontiguousarray(A.T), axis=0)[:, None]
+
+
+def total(A):
+    """The sum of all entries of A (B, k): the row sums A 1 (one BLAS pass over
+    A), then B additions. A NaN or an infinity in A makes it non-finite."""
+    return np.add.reduce(A @ _ones(A.shape[1]))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from minigrad._reduce import column_sums, row_max, row_sums
+from minigrad._reduce import column_sums, row_max, row_sums, total
 
 rng = np.random.default_rng(0)
 SHAPES = [(1, 1), (7, 3), (256, 10), (5, 200)]
@@ -44,3 +44,16 @@ def test_nan_propagates_like_numpy():
     assert np.isnan(row_max(A)[2, 0]) and np.isnan(row_sums(A)[2, 0])
     assert np.isnan(column_sums(A)[1])
     assert np.isfinite(np.delete(row_max(A), 2)).all()
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(3, 0)])
+def test_total_equals_numpy(shape):
+    A = rng.standard_normal(shape)
+    assert total(A) == pytest.approx(A.sum(), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_total_is_not_finite_when_an_entry_is_not(bad):
+    A = np.zeros((5, 4))
+    A[3, 2] = bad
+    assert not np.isfinite(total(A))

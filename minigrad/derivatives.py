@@ -8,10 +8,10 @@ import math
 
 import numpy as np
 
-from ._validate import as_batch
+from ._validate import as_batch, trusted_batch
 from .layers import Sequential, _call_checked
 from .losses import Loss, MSELoss, NLLLoss, SoftmaxCrossEntropy
-from .module import Module, _trusted_batch
+from .module import Module, _flatten_into
 
 __all__ = [
     "parameters_to_vector", "vector_to_parameters", "grad", "per_sample_grads",
@@ -81,11 +81,17 @@ def _split(v, leaves):
     return out
 
 
+def _checked_input(X, leaves, who):
+    """X as a float64 (B, m) batch for the first leaf, or a ValueError naming ``who``."""
+    if trusted_batch(X, leaves[0].in_features):
+        return X
+    return as_batch(X, who, leaves[0].in_features, name="X")
+
+
 def _forward(model, loss, X, T, who):
     leaves = _leaves(model, who)
     _check_loss(loss, who)
-    if not _trusted_batch(X, leaves[0].in_features):
-        X = as_batch(X, who, leaves[0].in_features, name="X")
+    X = _checked_input(X, leaves, who)
     Y, checked = _call_checked(model, X)
     if type(loss) in _OWN_LOSSES:     # their value raises nothing: checks and cache only
         loss._prepare(Y, T, checked)
@@ -110,16 +116,6 @@ def grad(model, loss, X, T):
         if k:
             G = mod._vjp_input(G)                            # J_x^T G
     return g
-
-
-def _write_back(g, end, arrays):
-    """Write one module's parameter arrays, each flattened row-major, into
-    g[end - p:end] in order (p their total size); return end - p. The modules
-    are visited last to first, so the vector is filled from its end."""
-    for a in reversed(arrays):
-        g[end - a.size:end] = a.ravel()
-        end -= a.size
-    return end
 
 
 def _backward_rows(leaves, A, out=None):
@@ -152,7 +148,7 @@ def _backward_identity(model, X, who):
     """Backpropagate the identity rows from the output: returns (leaves,
     J_N (B, o, n), J_x of the whole model (B, o, m))."""
     leaves = _leaves(model, who)
-    X = as_batch(X, who, leaves[0].in_features, name="X")
+    X = _checked_input(X, leaves, who)
     Y = _call_checked(model, X)[0]
     B, o = Y.shape
     A = np.broadcast_to(np.eye(o), (B, o, o))
@@ -271,7 +267,10 @@ def _rop(model, loss, X, T, v, who, residual):
                     dGX = dGX + sx
                 G = mod._vjp_input(G)
             dg = [a if b is None else a + b for a, b in zip(dg, sg)]
-        end = _write_back(out, end, dg)
+        if dt is not None:
+            p = mod.num_params
+            _flatten_into(dg, out[end - p:end])
+            end -= p
         dG = dGX
     return out
 

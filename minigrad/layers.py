@@ -1,13 +1,12 @@
 """Layers with parameters, and the Sequential container."""
-import math
 import numbers
 
 import numpy as np
 
 from ._reduce import column_sums
-from ._validate import as_batch, first_nonfinite
+from ._validate import as_batch, first_nonfinite, trusted_batch
 from .activations import Identity, ReLU, Sigmoid, Softmax, Tanh
-from .module import Module, _trusted_batch
+from .module import Module
 
 __all__ = ["Linear", "Sequential"]
 
@@ -58,8 +57,7 @@ class Linear(Module):
         return X @ self.W.T + self.b
 
     def vjp(self, G):
-        X = self._need_input()
-        return G @ self.W, [G.T @ X, column_sums(G)]
+        return self._vjp_input(G), self._param_grads(G)
 
     def _vjp_input(self, G):
         return G @ self.W
@@ -210,7 +208,7 @@ class Sequential(Module):
     def __call__(self, X):
         first = self.modules[0]
         checked = type(first) in _OWN_MODULES
-        if checked and not _trusted_batch(X, first.in_features):
+        if checked and not trusted_batch(X, first.in_features):
             X = as_batch(X, repr(first), first.in_features)     # converts or raises
         self.X = X
         return _chain(self.modules, X, checked)[0]
@@ -316,7 +314,7 @@ def _chain(modules, X, checked):
             X = mod(X)
         outputs.append(X)
         checked = own
-    if _trusted_batch(X, None):
+    if trusted_batch(X, None):
         return X, True
     if isinstance(X, np.ndarray) and X.dtype.kind == "f":
         _name_nonfinite(modules, outputs)

@@ -10,8 +10,7 @@ import functools
 import numpy as np
 
 from ._reduce import row_max, row_sums
-from ._validate import as_batch, first_nonfinite
-from .module import _trusted_batch
+from ._validate import as_batch, first_nonfinite, trusted_batch
 
 __all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropy", "NLLLoss", "logsumexp"]
 
@@ -94,7 +93,7 @@ class Loss:
         cache them for the derivatives. ``minigrad.derivatives`` calls this
         alone for minigrad's own losses, whose value raises nothing, with
         ``checked=True`` when Y is already known to be a finite float64 batch."""
-        if not checked and not _trusted_batch(Y, None):
+        if not checked and not trusted_batch(Y, None):
             Y = as_batch(Y, repr(self), name="output Y")
         self.Y = Y
         self._memo = {}                     # values shared by the derivatives of this call

@@ -7,25 +7,20 @@ numerator layout (outputs x inputs). A subclass must provide ``forward`` and
 either the explicit Jacobians or the products; every other method has a default
 built from ``input_jacobian``, ``param_jacobian`` and ``second_contraction``.
 """
-import math
-
 import numpy as np
 
-from ._reduce import total
-from ._validate import as_batch
+from ._validate import as_batch, trusted_batch
 
 __all__ = ["Module"]
 
 
-def _trusted_batch(X, width):
-    """True when X is already a finite float64 (B, width) array, so the full
-    check (and its error messages) in ``as_batch`` can be skipped: one cheap
-    pass instead of several on the hot path of every derivative."""
-    # a NaN or inf makes the sum non-finite; a sum that merely overflows sends
-    # a finite X through the full check, which then accepts it
-    return (type(X) is np.ndarray and X.dtype == np.float64 and X.ndim == 2
-            and X.shape[0] > 0 and (width is None or X.shape[1] == width)
-            and math.isfinite(total(X)))
+def _flatten_into(arrays, out):
+    """Write the arrays, each flattened row-major, one after another into the
+    vector out (their total size)."""
+    k = 0
+    for a in arrays:
+        out[k:k + a.size] = a.ravel()
+        k += a.size
 
 
 class Module:
@@ -47,7 +42,7 @@ class Module:
 
     # ----------------------------------------------------------- forward
     def __call__(self, X):
-        if not _trusted_batch(X, self.in_features):
+        if not trusted_batch(X, self.in_features):
             X = as_batch(X, repr(self), self.in_features)   # converts or raises
         self.X = X
         self._cache = None                # every call starts a fresh cache
@@ -222,10 +217,7 @@ class Module:
     def _param_grads_into(self, G, out):
         """``_param_grads(G)`` flattened row-major, written into out (p,), the
         module's slice of the flat gradient."""
-        k = 0
-        for a in self._param_grads(G):
-            out[k:k + a.size] = a.ravel()
-            k += a.size
+        _flatten_into(self._param_grads(G), out)
 
     def _rows_input(self, A):
         """A J_x per sample, rows pulled back through the module:

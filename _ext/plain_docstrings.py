@@ -2,7 +2,7 @@
 
 minigrad's docstrings are written for ``help()``: formulas in plain text such as
 ``|z|`` or ``||y - t||^2``, and ``#:`` comments on constants that read
-``Topic: explanation``. Read as reST (the API reference page, book/10_api.md):
+``Topic: explanation``. Read as reST (the API reference page, book/11_api.md):
 
 - ``|z|`` is a substitution reference, an error under ``-W``: every ``|``
   outside an inline literal is escaped;

@@ -1,0 +1,264 @@
+"""Curvature at scale: the Hessian and Gauss-Newton matrix as linear operators, the
+empirical Fisher, K-FAC's Kronecker factors, and the stochastic estimates of a spectrum.
+
+n is the number of parameters of the model (flattened in module order, each array
+row-major), B the batch size, o the model's output width. Every quantity is that of the
+batch loss C(w) = (1/B) sum_b l(y_b, t_b), evaluated at the model's parameters at the
+moment of the product. The operators never form an n x n matrix: a product costs a few
+gradients (``minigrad.hvp``, ``minigrad.ggn_vp``), so they work for n in the hundreds of
+thousands, where ``minigrad.hessian`` and ``minigrad.gauss_newton`` refuse.
+
+The estimators follow Hutchinson (1989) for the trace, Lanczos with full
+reorthogonalisation for the tridiagonal matrix, and Golub and Meurant's Gauss quadrature
+(stochastic Lanczos quadrature, as in Ghorbani et al. 2019 and Yao et al. 2020) for the
+spectral density.
+"""
+import numpy as np
+from scipy.sparse.linalg import LinearOperator, aslinearoperator
+
+# the package's public names only (its internals are being reorganised)
+from . import (Linear, Loss, Module, Sequential, ggn_vp, grad, hvp, input_jacobian,
+               parameters_to_vector, per_sample_grads)
+
+__all__ = ["CurvatureOperator", "hessian_operator", "ggn_operator", "empirical_fisher",
+           "kfac_factors", "kron_block", "hutchinson_trace", "lanczos", "spectral_density"]
+
+#: the largest dense float64 matrix ``empirical_fisher`` and ``kron_block`` will build
+DENSE_LIMIT_BYTES = 2 * 1024 ** 3
+
+
+def _check_model_loss(model, loss, who):
+    if not isinstance(model, Module):
+        raise ValueError(f"{who}: model must be a minigrad Module, got {type(model).__name__}")
+    if not isinstance(loss, Loss):
+        raise ValueError(f"{who}: loss must be a minigrad Loss, got {type(loss).__name__}")
+
+
+def _check_dense(n, who):
+    if 8 * n * n > DENSE_LIMIT_BYTES:
+        raise ValueError(f"{who}: an ({n}, {n}) float64 matrix needs {8 * n * n / 1e9:.1f} GB, "
+                         f"over the {DENSE_LIMIT_BYTES / 1e9:.1f} GB limit; use "
+                         f"ggn_operator or hessian_operator instead")
+
+
+class CurvatureOperator(LinearOperator):
+    """A symmetric (n, n) float64 operator v -> product(model, loss, X, T, v).
+
+    ``matvec`` takes (n,) or (n, 1); ``matmat`` takes (n, k) and applies the product to
+    each column. ``products`` counts the vectors multiplied so far (an iterative method's
+    cost). The batch X, T is copied; the parameters are read at every product.
+    """
+
+    def __init__(self, product, model, loss, X, T, who):
+        _check_model_loss(model, loss, who)
+        X, T = np.array(X, dtype=float), np.array(T)
+        grad(model, loss, X, T)                    # checks X and T now, with minigrad's errors
+        n = parameters_to_vector(model).size
+        if n == 0:
+            raise ValueError(f"{who}: the model has no parameters")
+        super().__init__(dtype=np.float64, shape=(n, n))
+        self._product, self._args, self.who = product, (model, loss, X, T), who
+        self.products = 0
+
+    def _matvec(self, v):
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        self.products += 1
+        return self._product(*self._args, v)
+
+    def _matmat(self, V):
+        V = np.asarray(V, dtype=np.float64)
+        if V.ndim != 2 or V.shape[0] != self.shape[0]:
+            raise ValueError(f"{self.who}: matmat expects ({self.shape[0]}, k), got {V.shape}")
+        return np.column_stack([self._matvec(V[:, j]) for j in range(V.shape[1])]) \
+            if V.shape[1] else np.zeros((self.shape[0], 0))
+
+    def _rmatvec(self, v):                         # symmetric: H^T v = H v
+        return self._matvec(v)
+
+    def _adjoint(self):
+        return self
+
+    def __repr__(self):
+        return f"<{self.who}: {self.shape[0]} x {self.shape[1]} symmetric float64 operator>"
+
+
+def hessian_operator(model, loss, X, T):
+    """The Hessian H of the batch loss as an (n, n) LinearOperator:
+    H v = ``minigrad.hvp(model, loss, X, T, v)``, v (n,) -> (n,); (n, k) -> (n, k)."""
+    return CurvatureOperator(hvp, model, loss, X, T, "hessian_operator")
+
+
+def ggn_operator(model, loss, X, T):
+    """The Gauss-Newton matrix G = (1/B) sum_b J_b^T H_L,b J_b as an (n, n) LinearOperator:
+    G v = ``minigrad.ggn_vp(model, loss, X, T, v)``; J_b (o, n) is sample b's Jacobian,
+    H_L,b (o, o) its loss Hessian at the output. Positive semi-definite when every H_L,b is."""
+    return CurvatureOperator(ggn_vp, model, loss, X, T, "ggn_operator")
+
+
+def empirical_fisher(model, loss, X, T):
+    """The empirical Fisher F_emp = (1/B) sum_b g_b g_b^T: (n, n), where g_b (n,) is the
+    gradient of sample b's own loss (``minigrad.per_sample_grads``, (B, n)). Its rank is at
+    most B. It uses the observed targets, not the model's distribution, so it is neither the
+    Fisher nor the Gauss-Newton matrix (Kunstner et al. 2019)."""
+    _check_model_loss(model, loss, "empirical_fisher")
+    _check_dense(parameters_to_vector(model).size, "empirical_fisher")
+    S = per_sample_grads(model, loss, X, T)                # (B, n)
+    return S.T @ S / S.shape[0]
+
+
+def kfac_factors(model, loss, X, T):
+    """K-FAC's Kronecker factors of the Gauss-Newton matrix, one pair per Linear layer.
+
+    For a Linear layer z = a W^T + b (W (o_l, m_l)), sample b's Jacobian w.r.t. its
+    parameters [W row-major, b] is [I (x) a_b^T, I], so the layer's exact Gauss-Newton
+    block is (1/B) sum_b M_b (x) abar_b abar_b^T (up to the order of the bias entries,
+    see ``kron_block``), with abar_b = [a_b; 1] (m_l + 1,) and M_b = J_b^T H_L,b J_b
+    (o_l, o_l) the Gauss-Newton matrix of the rest of the network at z_b (J_b the
+    Jacobian of the model's output w.r.t. z_b). K-FAC (Martens and Grosse 2015)
+    replaces the mean of Kronecker products by the Kronecker product of means:
+
+        S = (1/B) sum_b M_b (o_l, o_l),   A = (1/B) sum_b abar_b abar_b^T (m_l+1, m_l+1).
+
+    Returns a list of (start, stop, A, S, a, M): the layer's slice start:stop of the
+    parameter vector, the two factors, its inputs a (B, m_l) and the M_b (B, o_l, o_l).
+    Every parametrised module must be a Linear (else ValueError).
+    """
+    _check_model_loss(model, loss, "kfac_factors")
+    leaves = model.modules if isinstance(model, Sequential) else [model]
+    for k, mod in enumerate(leaves):
+        if mod.num_params and not isinstance(mod, Linear):
+            raise ValueError(f"kfac_factors: module {k} ({type(mod).__name__}) has parameters "
+                             f"but is not a Linear layer")
+    grad(model, loss, X, T)                                # checks X and T
+    acts, a = [], np.array(X, dtype=float)
+    for mod in leaves:                                     # the input of every leaf
+        acts.append(a)
+        a = mod(a)
+    B = a.shape[0]
+    loss(a, T)
+    H_L = loss.hessian() * B                               # per-sample (B, o, o)
+    out, start = [], 0
+    for k, mod in enumerate(leaves):
+        p = mod.num_params
+        if not p:
+            continue
+        z = mod(acts[k])                                   # (B, o_l)
+        if k + 1 < len(leaves):
+            J = input_jacobian(Sequential(*leaves[k + 1:]), z)       # (B, o, o_l)
+            M = np.einsum("bio,bij,bjp->bop", J, H_L, J)
+        else:
+            M = H_L
+        abar = np.hstack([acts[k], np.ones((B, 1))])
+        out.append((start, start + p, abar.T @ abar / B, M.mean(axis=0), acts[k], M))
+        start += p
+    model(np.array(X, dtype=float))                        # leave the model at the batch X
+    return out
+
+
+def kron_block(S, A):
+    """The (p, p) matrix S (x) A in minigrad's parameter order of a Linear layer, p = o (m+1).
+
+    S (o, o) acts on the output side, A (m+1, m+1) on [a; 1]. Entry (i, j), (k, l) of
+    S (x) A multiplies W_ij and W_kl (j, l < m) or the bias b_i (j = m); minigrad orders W
+    row-major (W_ij at i m + j) and then b (b_i at o m + i)."""
+    S, A = np.asarray(S, dtype=float), np.asarray(A, dtype=float)
+    if S.ndim != 2 or A.ndim != 2 or S.shape[0] != S.shape[1] or A.shape[0] != A.shape[1] \
+            or A.shape[0] < 1:
+        raise ValueError(f"kron_block: S must be (o, o) and A (m+1, m+1), got {S.shape} "
+                         f"and {A.shape}")
+    o, m = S.shape[0], A.shape[0] - 1
+    _check_dense(o * (m + 1), "kron_block")
+    K = np.kron(S, A)                                      # index i (m+1) + j
+    i, j = np.divmod(np.arange(o * (m + 1)), m + 1)
+    order = np.where(j < m, i * m + j, o * m + i)          # minigrad's position of each index
+    P = np.empty_like(K)
+    P[np.ix_(order, order)] = K
+    return P
+
+
+def _as_operator(op, who):
+    try:
+        op = aslinearoperator(op)
+    except (TypeError, ValueError):
+        op = None
+    if op is None or op.shape[0] != op.shape[1]:
+        raise ValueError(f"{who}: expected a square LinearOperator or 2-D array, got "
+                         f"{getattr(op, 'shape', None)}")
+    return op
+
+
+def _rng(rng):
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def hutchinson_trace(op, num_samples, rng=0):
+    """Hutchinson's estimate of tr(A) for a square (n, n) operator A:
+    tr(A) ~ (1/s) sum_i z_i^T A z_i with Rademacher z_i (entries +-1, E[z z^T] = I).
+
+    Returns (estimate, standard error of the mean) after s = num_samples products."""
+    op = _as_operator(op, "hutchinson_trace")
+    if int(num_samples) != num_samples or num_samples < 2:
+        raise ValueError(f"hutchinson_trace: num_samples must be an integer >= 2, got {num_samples}")
+    rng = _rng(rng)
+    n = op.shape[0]
+    values = np.empty(int(num_samples))
+    for i in range(values.size):
+        z = rng.choice([-1.0, 1.0], size=n)
+        values[i] = z @ op.matvec(z)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size))
+
+
+def lanczos(op, k, v0=None, rng=0):
+    """k steps of Lanczos on a symmetric (n, n) operator A, fully reorthogonalised.
+
+    From q_1 = v0 / |v0| (v0 (n,), random normal when None) builds orthonormal
+    Q = [q_1 .. q_k] (n, k) with Q^T A Q = T tridiagonal, diagonal alpha (k,), off-diagonal
+    beta (k-1,). Stops early (shorter alpha) when the Krylov space is exhausted. Returns
+    (alpha, beta, Q). The eigenvalues of T (Ritz values) approach A's extreme eigenvalues
+    first; k products of A, memory n k."""
+    op = _as_operator(op, "lanczos")
+    n = op.shape[0]
+    if int(k) != k or not 1 <= k <= n:
+        raise ValueError(f"lanczos: k must be an integer in 1..{n}, got {k}")
+    v = _rng(rng).standard_normal(n) if v0 is None else np.asarray(v0, dtype=float)
+    if v.shape != (n,) or not np.linalg.norm(v) > 0:
+        raise ValueError(f"lanczos: v0 must be a nonzero vector of shape ({n},), got {v.shape}")
+    Q = np.zeros((n, int(k)))
+    alpha, beta = [], []
+    Q[:, 0] = v / np.linalg.norm(v)
+    for j in range(int(k)):
+        w = op.matvec(Q[:, j])
+        alpha.append(float(Q[:, j] @ w))
+        w = w - Q[:, :j + 1] @ (Q[:, :j + 1].T @ w)        # full reorthogonalisation, twice
+        w = w - Q[:, :j + 1] @ (Q[:, :j + 1].T @ w)
+        if j + 1 == k:
+            break
+        b = np.linalg.norm(w)
+        if b < 1e-12 * max(1.0, abs(alpha[0])):            # invariant subspace found
+            break
+        beta.append(float(b))
+        Q[:, j + 1] = w / b
+    m = len(alpha)
+    return np.array(alpha), np.array(beta[:m - 1]), Q[:, :m]
+
+
+def spectral_density(op, grid, k, num_runs, sigma, rng=0):
+    """Stochastic Lanczos quadrature estimate of the spectral density of a symmetric
+    (n, n) operator A on ``grid`` (g,): phi(t) = (1/n) sum_i N(t; lambda_i, sigma^2).
+
+    Each run draws v ~ N(0, I), runs k Lanczos steps and eigen-decomposes T = U diag(theta) U^T;
+    the nodes theta_j with weights U_1j^2 are a Gauss quadrature of v^T f(A) v / |v|^2, exact
+    for polynomials f of degree < 2k. The density is the mean over runs of
+    sum_j U_1j^2 N(t; theta_j, sigma^2). Returns (g,); it integrates to about 1."""
+    grid = np.asarray(grid, dtype=float)
+    if grid.ndim != 1 or not sigma > 0 or int(num_runs) != num_runs or num_runs < 1:
+        raise ValueError(f"spectral_density: grid must be 1-D, sigma > 0 and num_runs >= 1, got "
+                         f"grid {grid.shape}, sigma {sigma}, num_runs {num_runs}")
+    rng = _rng(rng)
+    density = np.zeros_like(grid)
+    for _ in range(int(num_runs)):
+        alpha, beta, _ = lanczos(op, k, rng=rng)
+        theta, U = np.linalg.eigh(np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1))
+        gauss = np.exp(-(grid[:, None] - theta) ** 2 / (2 * sigma ** 2)) / np.sqrt(2 * np.pi * sigma ** 2)
+        density += gauss @ U[0] ** 2
+    return density / num_runs

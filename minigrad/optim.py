@@ -1,360 +1,381 @@
-"""Training a model: gradient descent with momentum and damped Gauss-Newton.
+"""Training a model: momentum, Adam, Hessian-free Gauss-Newton and dense Newton.
 
 Every optimiser works on the flat parameter vector w: (n,) of a model (module
-order, each array row-major) and the batch loss C(w) = (1/B) sum_b L(N(x_b; w), t_b).
-With g = grad C (n,) and G = (1/B) sum_b J_b^T h_b J_b (n, n) the Gauss-Newton
-matrix, the methods are
+order, each array row-major) and the batch loss C(w) = (1/B) sum_b L(N(x_b; w), t_b)
+of the batch given to ``step``. With g = grad C (n,) and G the Gauss-Newton
+matrix (n, n):
 
-- ``SGD``: the heavy ball, v <- mu v + g, w <- w - lr v;
-- ``GaussNewton``: Hessian-free. Solve (G + lambda I) d = -g by conjugate
-  gradients (``cg``), touching G only through products G v (``ggn_vp``);
-  adapt lambda from the ratio rho of the actual to the predicted reduction
-  (Levenberg-Marquardt);
-- ``Newton``: the same damped step with the full (n, n) Gauss-Newton matrix or
-  Hessian and a dense solve: exact, and only for tiny models.
+- ``SGD``: heavy-ball momentum, v <- mu v + g, w <- w - lr v;
+- ``Adam``: ``adam_update``, steps scaled by running moments of g;
+- ``HessianFree``: Martens' damped Gauss-Newton with preconditioned conjugate
+  gradients (``cg``) on products G v, never forming G;
+- ``Newton``: the damped step with the dense Hessian H or G, for small models.
 
-``train`` runs any of them for a number of iterations and records the loss and
-the wall-clock time.
+Each optimiser counts its work in ``passes``: gradient-equivalent passes over
+the batch it is given, with the costs of ``COST`` scaled by the fraction of the
+batch used. ``run`` trains for a budget of passes and records the curves.
+
+The pieces are small functions, each tested on its own: ``cg``,
+``progress_stalled`` (when to stop CG), ``diagonal_preconditioner``,
+``lm_update`` (Levenberg-Marquardt damping), ``backtrack`` (Armijo line search)
+and ``adam_update``.
 """
+import os
 import time
 
 import numpy as np
 
-from .derivatives import gauss_newton, ggn_vp, grad, hessian, parameters_to_vector, \
-    vector_to_parameters
-from ._validate import as_batch
-from .losses import Loss
-from .module import Module
+from .derivatives import (gauss_newton, ggn_vp, grad, hessian, parameters_to_vector,
+                          per_sample_grads, vector_to_parameters)
 
-__all__ = ["cg", "SGD", "GaussNewton", "Newton", "train",
-           "CG_TOL", "RHO_LOW", "RHO_HIGH", "DAMPING_DOWN", "DAMPING_UP"]
+__all__ = ["COST", "CG_TOL", "PROGRESS_EPS", "cg", "progress_stalled", "diagonal_preconditioner",
+           "lm_update", "backtrack", "adam_update", "SGD", "Adam", "HessianFree", "Newton", "run",
+           "progress_default"]
 
-#: default relative residual ||A x - b|| / ||b|| at which conjugate gradients stops
+#: cost of one call per sample, in gradients (a forward and a backward pass = 1):
+#: a loss value is a forward pass; a Gauss-Newton-vector product a forward pass of
+#: tangents and a backward pass on top of the forward pass (Martens: about two
+#: gradients); the squared per-sample gradients of the preconditioner come out of
+#: one backward pass in a framework that keeps them (minigrad's own
+#: ``per_sample_grads`` stores the (B, n) matrix and is slower).
+COST = {"value": 0.5, "grad": 1.0, "ggn_vp": 2.0, "diagonal": 1.0}
+#: relative residual ||b - A x|| / ||b|| at which ``cg`` stops at the latest
 CG_TOL = 1e-10
-#: Levenberg-Marquardt: below RHO_LOW the quadratic model was too optimistic
-#: (raise the damping), above RHO_HIGH it was good (lower the damping)
-RHO_LOW, RHO_HIGH = 0.25, 0.75
-#: the factors applied to the damping (Martens' rule: 2/3 down, 3/2 up)
-DAMPING_DOWN, DAMPING_UP = 2.0 / 3.0, 3.0 / 2.0
+#: Martens' epsilon of the relative-progress test in ``progress_stalled``
+PROGRESS_EPS = 5e-4
 
 
-def _check_model_and_loss(model, loss, who):
-    if not isinstance(model, Module):
-        raise ValueError(f"{who}: model must be a minigrad Module (a layer or a Sequential), "
-                         f"got {type(model).__name__}")
-    if not isinstance(loss, Loss):
-        raise ValueError(f"{who}: loss must be a minigrad Loss (for example "
-                         f"minigrad.MSELoss()), got {type(loss).__name__}")
-    if model.num_params == 0:
-        raise ValueError(f"{who}: the model has no parameters to train")
+def progress_stalled(phi, eps=PROGRESS_EPS):
+    """Martens' CG stopping test on the values phi[0..i] of the quadratic
+    q(x) = x^T A x / 2 - b^T x at the iterates x_0..x_i (a sequence of floats).
 
-
-def _number(value, who, name, low=None, strict=False, high=None):
-    """A real float, checked against low (strict or not) and high (exclusive)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
-            or not np.isfinite(value):
-        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
-    value = float(value)
-    if low is not None and (value < low or (strict and value == low)):
-        raise ValueError(f"{who}: {name} must be {'>' if strict else '>='} {low:g}, got {value:g}")
-    if high is not None and value >= high:
-        raise ValueError(f"{who}: {name} must be < {high:g}, got {value:g}")
-    return value
-
-
-def _count(value, who, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def cg(matvec, b, x0=None, tol=CG_TOL, maxiter=None):
-    """Solve A x = b by conjugate gradients, for a symmetric A given as a product.
-
-    ``matvec(v)`` returns A v: (n,) for v: (n,); A is never formed. ``b``: (n,).
-    Starting from x0 (zeros by default), each iteration makes the residual
-    r = b - A x orthogonal to all earlier search directions p, which are
-    A-conjugate (p_i^T A p_j = 0 for i != j):
-
-        alpha = r^T r / p^T A p,  x += alpha p,  r -= alpha A p,
-        beta = r_new^T r_new / r^T r,  p = r_new + beta p.
-
-    For A symmetric positive definite the exact answer is reached in at most n
-    steps, and x_k minimises the quadratic q(x) = x^T A x / 2 - b^T x over the
-    first k directions. Stops when ||r|| <= tol ||b||, after ``maxiter`` steps
-    (default n), or when p^T A p <= 0 (A not positive definite along p: the
-    iterate so far is returned).
-
-    Returns (x (n,), info) with info a dict: ``iterations``, ``residual``
-    (the relative residual ||b - A x|| / ||b||, from the recurrence),
-    ``converged`` (bool) and ``negative_curvature`` (bool).
+    With k = max(10, i / 10), stop when i > k, phi[i] < 0 and the relative
+    progress over the last k iterations, (phi[i - k] - phi[i]) / |phi[i]|, is
+    below k * eps. Returns a bool.
     """
-    who = "cg"
-    if not callable(matvec):
-        raise ValueError(f"{who}: matvec must be a function v -> A v, got {type(matvec).__name__}")
-    b = np.asarray(b)
-    if b.dtype.kind not in "fiu" or b.ndim != 1 or b.size == 0:
-        raise ValueError(f"{who}: b must be a non-empty real vector (n,), got shape {b.shape} "
-                         f"and dtype {b.dtype}")
-    b = b.astype(np.float64)
-    if not np.all(np.isfinite(b)):
-        raise ValueError(f"{who}: b has a non-finite value")
+    i = len(phi) - 1
+    k = max(10, int(0.1 * i))
+    return i > k and phi[i] < 0 and (phi[i - k] - phi[i]) / -phi[i] < k * eps
+
+
+def cg(matvec, b, x0=None, precond=None, maxiter=None, tol=CG_TOL, eps=None):
+    """Solve A x = b by (preconditioned) conjugate gradients; A symmetric, seen
+    only through ``matvec(v)`` = A v: (n,) -> (n,). ``b``: (n,).
+
+    ``x0`` warm-starts it (zeros by default). ``precond`` is the diagonal
+    M (n,) of a preconditioner: CG then works on M^(-1/2) A M^(-1/2), which
+    converges faster when M captures the scale of A's diagonal. It stops when
+    ||b - A x|| <= tol ||b||, after ``maxiter`` products (default n), when
+    p^T A p <= 0 (negative curvature: the iterate so far is returned), or, if
+    ``eps`` is given, when ``progress_stalled(phi, eps)`` on the values phi of
+    q(x) = x^T A x / 2 - b^T x.
+
+    Returns (x (n,), info): ``iterations``, ``residual`` (relative),
+    ``converged``, ``negative_curvature``, ``Ax`` (A x, kept up to date
+    without an extra product) and ``phi`` (q at every iterate).
+    """
+    b = np.asarray(b, dtype=np.float64)
+    if b.ndim != 1 or b.size == 0 or not np.all(np.isfinite(b)):
+        raise ValueError(f"cg: b must be a non-empty finite vector (n,), got shape {b.shape}")
     n = b.size
-    tol = _number(tol, who, "tol", low=0.0)
-    maxiter = n if maxiter is None else _count(maxiter, who, "maxiter")
-    if x0 is None:
-        x, r = np.zeros(n), b.copy()
-    else:
-        x = np.asarray(x0, dtype=np.float64).copy()
-        if x.shape != (n,):
-            raise ValueError(f"{who}: x0 must have the shape of b, ({n},), got {x.shape}")
-        r = b - _apply(matvec, x, n)
+    maxiter = n if maxiter is None else int(maxiter)
+    if maxiter < 0 or tol < 0:
+        raise ValueError(f"cg: maxiter and tol must be >= 0, got {maxiter} and {tol}")
+    M = np.ones(n) if precond is None else np.asarray(precond, dtype=np.float64)
+    if M.shape != (n,) or not np.all(M > 0):
+        raise ValueError(f"cg: precond must be a positive vector of shape ({n},)")
+
+    def product(v):
+        Av = np.asarray(matvec(v), dtype=np.float64)
+        if Av.shape != (n,):
+            raise ValueError(f"cg: matvec must return shape ({n},), got {Av.shape}")
+        return Av
+
+    x = np.zeros(n) if x0 is None else np.array(x0, dtype=np.float64)
+    if x.shape != (n,):
+        raise ValueError(f"cg: x0 must have shape ({n},), got {x.shape}")
+    Ax = np.zeros(n) if x0 is None else product(x)
+    r = b - Ax
     bnorm = np.linalg.norm(b)
-    if bnorm == 0.0:                      # A x = 0 is solved by x = 0
-        return np.zeros(n), {"iterations": 0, "residual": 0.0, "converged": True,
-                             "negative_curvature": False}
-    p, rr = r.copy(), r @ r
+    phi = [0.5 * x @ Ax - x @ b]
+    z = r / M
+    p, rz = z.copy(), r @ z
     k, negative = 0, False
-    while k < maxiter and np.sqrt(rr) > tol * bnorm:
-        Ap = _apply(matvec, p, n)
+    while k < maxiter and np.linalg.norm(r) > tol * bnorm:
+        Ap = product(p)
         pAp = p @ Ap
-        if pAp <= 0.0:                    # not positive definite along p: stop here
+        if pAp <= 0.0:
             negative = True
             break
-        alpha = rr / pAp
-        x += alpha * p
-        r -= alpha * Ap
-        rr_new = r @ r
-        p = r + (rr_new / rr) * p
-        rr = rr_new
+        alpha = rz / pAp
+        x, Ax, r = x + alpha * p, Ax + alpha * Ap, r - alpha * Ap
         k += 1
-    residual = float(np.sqrt(rr) / bnorm)
+        phi.append(0.5 * x @ Ax - x @ b)
+        if eps is not None and progress_stalled(phi, eps):
+            break
+        z = r / M
+        rz, rz_old = r @ z, rz
+        p = z + (rz / rz_old) * p
+    residual = float(np.linalg.norm(r) / bnorm) if bnorm > 0 else 0.0
     return x, {"iterations": k, "residual": residual, "converged": residual <= tol,
-               "negative_curvature": negative}
+               "negative_curvature": negative, "Ax": Ax, "phi": phi}
 
 
-def _apply(matvec, v, n):
-    Av = np.asarray(matvec(v), dtype=np.float64)
-    if Av.shape != (n,):
-        raise ValueError(f"cg: matvec must return a vector of shape ({n},), got {Av.shape}")
-    return Av
+def diagonal_preconditioner(sample_grads, damping, exponent=0.75):
+    """Martens' diagonal M = (mean_b g_b^2 + damping)^exponent: (n,), from the
+    per-sample gradients ``sample_grads``: (B, n). The mean of the squared
+    gradients is the diagonal of the empirical Fisher, a cheap stand-in for
+    the scale of the curvature; the exponent below 1 tempers it."""
+    s = np.asarray(sample_grads, dtype=np.float64)
+    if s.ndim != 2 or damping < 0:
+        raise ValueError(f"diagonal_preconditioner: sample_grads must be (B, n) and damping "
+                         f">= 0, got shape {s.shape} and damping {damping}")
+    return (np.mean(s * s, axis=0) + damping) ** exponent
+
+
+def lm_update(damping, rho, down=2.0 / 3.0, up=1.5, low=0.25, high=0.75):
+    """Levenberg-Marquardt: the damping times ``down`` if rho > high (the
+    quadratic model predicted the decrease well), times ``up`` if rho < low,
+    else unchanged. rho = actual / predicted decrease."""
+    return damping * down if rho > high else damping * up if rho < low else damping
+
+
+def backtrack(f, C0, slope, alpha=1.0, shrink=0.8, c=1e-2, tries=20, f1=None):
+    """Armijo backtracking along a direction d with slope = g^T d < 0.
+
+    ``f(alpha)`` is the loss at w + alpha d, C0 = f(0). Tries alpha, alpha *
+    shrink, ... until f(alpha) <= C0 + c alpha slope (a sufficient decrease),
+    at most ``tries`` values (``f1`` = f(alpha) if already known). Returns
+    (alpha, f(alpha), evaluations); alpha = 0 and C0 when none was enough.
+    """
+    evaluations = 0
+    for k in range(tries):
+        value = f1 if (k == 0 and f1 is not None) else f(alpha)
+        evaluations += not (k == 0 and f1 is not None)
+        if value <= C0 + c * alpha * slope:
+            return alpha, value, evaluations
+        alpha *= shrink
+    return 0.0, C0, evaluations
+
+
+def adam_update(w, m, v, g, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    """One Adam step (Kingma and Ba), all arrays (n,), t = 1, 2, ... the step:
+
+        m <- beta1 m + (1 - beta1) g,   v <- beta2 v + (1 - beta2) g^2,
+        w <- w - lr m_hat / (sqrt(v_hat) + eps),
+        m_hat = m / (1 - beta1^t),  v_hat = v / (1 - beta2^t)  (bias correction).
+
+    Returns the new (w, m, v)."""
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+    return w - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
 class _Optimizer:
-    """What every optimiser shares: the model, the loss and the flat w."""
+    """The model, the loss, and the work done so far in gradient passes."""
 
     def __init__(self, model, loss):
-        who = type(self).__name__
-        _check_model_and_loss(model, loss, who)
-        self.model, self.loss = model, loss
+        self.model, self.loss, self.passes = model, loss, 0.0
 
-    def _batch(self, X, T):
-        who = f"{type(self).__name__}.step"
-        X = as_batch(X, who, self.model.in_features, name="X")
-        return X, T
+    def _value(self, X, T, kind="value"):
+        self.passes += COST[kind]
+        return float(self.loss(self.model(X), T))
 
-    def value(self, X, T):
-        """The batch loss C(w) at the model's current parameters, a float."""
-        X, T = self._batch(X, T)
-        return self.loss(self.model(X), T)
+    def _grad(self, X, T):
+        self.passes += COST["grad"]
+        return grad(self.model, self.loss, X, T)
 
-    def value_and_grad(self, X, T):
-        """(C(w), g): the batch loss and its gradient (n,), in one forward and
-        one backward pass."""
-        X, T = self._batch(X, T)
-        g = grad(self.model, self.loss, X, T)       # the loss now caches Y and its targets
-        value = float(np.mean(self.loss.value_per_sample(self.loss.Y, self.loss.T)))
-        return value, g
+    def _at(self, w, X, T):
+        """C(w) for a parameter vector w (one forward pass); the model keeps w."""
+        vector_to_parameters(w, self.model)
+        return self._value(X, T)
 
 
 class SGD(_Optimizer):
-    """Gradient descent with (heavy-ball) momentum, on the batch it is given.
-
-    With g = grad C(w): (n,), each step does
-
-        v <- mu v + g,      w <- w - lr v,
-
-    (the convention of ``torch.optim.SGD``); mu = 0 is plain gradient descent.
-    Pass the whole training set for full-batch descent or a slice for a
-    stochastic step.
-    """
+    """Gradient descent with heavy-ball momentum (``torch.optim.SGD``'s form):
+    v <- mu v + g, w <- w - lr v. mu = 0 is plain gradient descent."""
 
     def __init__(self, model, loss, lr, momentum=0.9):
         super().__init__(model, loss)
-        self.lr = _number(lr, "SGD", "lr", low=0.0, strict=True)
-        self.momentum = _number(momentum, "SGD", "momentum", low=0.0, high=1.0)
-        self.v = np.zeros(model.num_params)
+        if not lr > 0 or not 0 <= momentum < 1:
+            raise ValueError(f"SGD: need lr > 0 and 0 <= momentum < 1, got {lr}, {momentum}")
+        self.lr, self.momentum, self.v = lr, momentum, 0.0
 
     def step(self, X, T):
-        """One update. Returns a dict: ``loss`` (before the step) and
-        ``grad_norm`` (||g||)."""
-        value, g = self.value_and_grad(X, T)
-        self.v = self.momentum * self.v + g
-        w = parameters_to_vector(self.model)
-        vector_to_parameters(w - self.lr * self.v, self.model)
-        return {"loss": value, "grad_norm": float(np.linalg.norm(g))}
+        self.v = self.momentum * self.v + self._grad(X, T)
+        vector_to_parameters(parameters_to_vector(self.model) - self.lr * self.v, self.model)
+        return {}
+
+
+class Adam(_Optimizer):
+    """Adam with the defaults of its paper but the learning rate (``adam_update``)."""
+
+    def __init__(self, model, loss, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(model, loss)
+        if not lr > 0:
+            raise ValueError(f"Adam: lr must be > 0, got {lr}")
+        self.lr, self.betas, self.eps = lr, (beta1, beta2), eps
+        self.m = self.v = np.zeros(model.num_params)
+        self.t = 0
+
+    def step(self, X, T):
+        g = self._grad(X, T)
+        self.t += 1
+        w, self.m, self.v = adam_update(parameters_to_vector(self.model), self.m, self.v, g,
+                                        self.t, self.lr, *self.betas, self.eps)
+        vector_to_parameters(w, self.model)
+        return {}
 
 
 class _Damped(_Optimizer):
-    """The Levenberg-Marquardt step both second-order methods share.
+    """The Levenberg-Marquardt loop both second-order methods share.
 
-    Around w the loss is modelled by the quadratic
-
-        C(w + d) ~ C(w) + g^T d + d^T A d / 2,      A = G (or H): (n, n),
-
-    and the step solves (A + lambda I) d = -g. The damping lambda >= 0 keeps d
-    where the model is trusted: large lambda gives a short gradient step
-    d ~ -g / lambda, lambda = 0 the full (Gauss-)Newton step. After the step
-    the ratio
-
-        rho = (C(w) - C(w + d)) / (-(g^T d + d^T A d / 2))
-
-    of the actual to the predicted reduction tells how good the model was:
-    rho > RHO_HIGH lowers lambda (times DAMPING_DOWN), rho < RHO_LOW raises it
-    (times DAMPING_UP) when ``adapt`` is on. A step that does not reduce the
-    loss (rho <= 0) is rejected: w stays where it was.
+    The step d minimises the damped quadratic model g^T d + d^T (A + lambda I) d / 2
+    (A = G or H). With the undamped prediction q(d) = g^T d + d^T A d / 2 < 0 and
+    rho = (C(w + d) - C(w)) / q(d), ``lm_update`` adapts lambda (if ``adapt``);
+    ``backtrack`` then shortens d until the decrease is sufficient (if
+    ``line_search``, else d is kept only if the loss fell). A step that finds no
+    decrease is rejected: w stays.
     """
 
-    def __init__(self, model, loss, damping, adapt):
+    def __init__(self, model, loss, damping, adapt, line_search):
         super().__init__(model, loss)
-        who = type(self).__name__
-        self.adapt = bool(adapt)
-        self.damping = _number(damping, who, "damping", low=0.0, strict=self.adapt)
-
-    def _curvature_product(self, X, T, v):
-        raise NotImplementedError
-
-    def _solve(self, X, T, g):
-        raise NotImplementedError
+        if not damping >= 0:
+            raise ValueError(f"{type(self).__name__}: damping must be >= 0, got {damping}")
+        self.damping, self.adapt, self.line_search = float(damping), adapt, line_search
+        self._last = (None, None, None)   # (w, C(w), X) after the last step: C0 of the next
 
     def step(self, X, T):
-        """One damped step. Returns a dict: ``loss`` (before), ``new_loss``
-        (after; the old value if the step was rejected), ``rho``, ``damping``
-        (the lambda this step used), ``accepted`` and, for GaussNewton,
-        ``cg_iterations``."""
-        value, g = self.value_and_grad(X, T)
         w = parameters_to_vector(self.model)
-        d, info = self._solve(X, T, g)
-        predicted = -(g @ d + 0.5 * d @ self._curvature_product(X, T, d))
-        vector_to_parameters(w + d, self.model)
-        new_value = self.value(X, T)
-        actual = value - new_value
-        if predicted > 0.0:
-            rho = actual / predicted
-        else:       # the model promises no decrease (g = 0, or curvature not PSD)
-            rho = 0.0 if actual == 0.0 else -np.inf
-        accepted = bool(actual > 0.0)
-        if not accepted:
-            vector_to_parameters(w, self.model)
-            new_value = value
-        info.update({"loss": value, "new_loss": new_value, "rho": float(rho),
-                     "damping": self.damping, "accepted": accepted})
+        same = self._last[2] is X and np.array_equal(self._last[0], w)
+        C0 = self._last[1] if same else self._value(X, T)
+        g = self._grad(X, T)
+        d, dAd, info = self._direction(X, T, g)
+        predicted = g @ d + 0.5 * dAd
+        C1 = self._at(w + d, X, T)
+        rho = (C1 - C0) / predicted if predicted < 0 else -np.inf
+        if self.line_search:
+            alpha, C_new, _ = backtrack(lambda a: self._at(w + a * d, X, T), C0, g @ d, f1=C1)
+        else:
+            alpha, C_new = (1.0, C1) if C1 < C0 else (0.0, C0)
+        vector_to_parameters(w + alpha * d, self.model)
+        self._last = (w + alpha * d, C_new, X)
+        info.update(loss=C0, new_loss=C_new, rho=float(rho), damping=self.damping,
+                    alpha=alpha, accepted=alpha > 0)
         if self.adapt:
-            if rho > RHO_HIGH:
-                self.damping *= DAMPING_DOWN
-            elif rho < RHO_LOW:
-                self.damping *= DAMPING_UP
+            self.damping = lm_update(self.damping, rho)
         return info
 
 
-class GaussNewton(_Damped):
-    """Hessian-free damped Gauss-Newton (Levenberg-Marquardt with CG).
+class HessianFree(_Damped):
+    """Martens' Hessian-free optimisation (2010) with the Gauss-Newton matrix.
 
-    Each step solves (G + lambda I) d = -g: (n,) with ``cg``, where G v comes
-    from ``ggn_vp`` (one forward pass of tangents and one backward pass; G is
-    never formed), then updates lambda from rho (see ``_Damped``).
-    ``cg_iters`` caps the CG iterations per step (truncated Newton): a few
-    tens are enough far from the minimum. G is positive semi-definite whenever
-    the loss Hessian h_L is (MSE, softmax cross-entropy), so with lambda > 0 the
-    system is positive definite and CG is safe.
-
-    ``damping=0`` with ``adapt=False`` is the undamped Gauss-Newton step.
+    Each step: the gradient g on the whole batch; G on a random curvature
+    mini-batch of ``curvature_batch`` samples (None: the whole batch);
+    (G + lambda I) d = -g solved by ``cg`` with, each switchable for an
+    ablation, a warm start from ``decay`` times the previous d, the
+    ``diagonal_preconditioner``, and the ``progress_stalled`` stop (else CG
+    runs to ``cg_max`` products or CG_TOL); then the ``_Damped`` loop:
+    Levenberg-Marquardt damping and a backtracking line search.
     """
 
-    def __init__(self, model, loss, damping=1.0, cg_iters=50, cg_tol=CG_TOL, adapt=True):
-        super().__init__(model, loss, damping, adapt)
-        self.cg_iters = _count(cg_iters, "GaussNewton", "cg_iters")
-        self.cg_tol = _number(cg_tol, "GaussNewton", "cg_tol", low=0.0)
+    def __init__(self, model, loss, damping=1.0, cg_max=50, curvature_batch=None, warm_start=True,
+                 precondition=True, progress_stop=True, adapt=True, line_search=True, decay=0.95,
+                 seed=0):
+        super().__init__(model, loss, damping, adapt, line_search)
+        self.cg_max, self.curvature_batch, self.decay = cg_max, curvature_batch, decay
+        self.warm_start, self.precondition, self.progress_stop = warm_start, precondition, \
+            progress_stop
+        self.rng, self.d = np.random.default_rng(seed), None
 
-    def _curvature_product(self, X, T, v):
-        return ggn_vp(self.model, self.loss, X, T, v)
+    def _direction(self, X, T, g):
+        B, lam = len(X), self.damping
+        b = B if self.curvature_batch is None else min(self.curvature_batch, B)
+        rows = self.rng.choice(B, b, replace=False) if b < B else slice(None)
+        Xc, Tc, share = X[rows], T[rows], b / B
 
-    def _solve(self, X, T, g):
-        lam = self.damping
-        d, info = cg(lambda v: self._curvature_product(X, T, v) + lam * v, -g,
-                     tol=self.cg_tol, maxiter=self.cg_iters)
-        return d, {"cg_iterations": info["iterations"], "cg_residual": info["residual"]}
+        def matvec(v):
+            self.passes += COST["ggn_vp"] * share
+            return ggn_vp(self.model, self.loss, Xc, Tc, v) + lam * v
+
+        M = None
+        if self.precondition:
+            self.passes += COST["diagonal"] * share
+            M = diagonal_preconditioner(per_sample_grads(self.model, self.loss, Xc, Tc), lam)
+        x0 = self.decay * self.d if self.warm_start and self.d is not None else None
+        d, info = cg(matvec, -g, x0=x0, precond=M, maxiter=self.cg_max,
+                     eps=PROGRESS_EPS if self.progress_stop else None)
+        self.d = d
+        return d, d @ info["Ax"] - lam * d @ d, {"cg_iterations": info["iterations"]}
 
 
 class Newton(_Damped):
-    """Damped Newton or Gauss-Newton with the full (n, n) matrix, for tiny models.
+    """The damped step with the dense Hessian (``curvature="hessian"``) or
+    Gauss-Newton matrix (``"gauss_newton"``) of the whole batch, solved by
+    ``np.linalg.solve``: O(n^2) memory, O(n^3) time, for small models only.
+    Forming the matrix is counted as n Gauss-Newton-vector products (what it
+    costs from products; minigrad's composition formula is faster). H can be
+    indefinite: a step into negative curvature is kept if the loss falls."""
 
-    ``curvature="gauss_newton"`` uses G = ``gauss_newton(...)`` (PSD for MSE and
-    softmax cross-entropy), ``"hessian"`` the exact Hessian H = ``hessian(...)``,
-    which can be indefinite away from a minimum: then the step may point uphill,
-    rho is negative and the damping grows until H + lambda I is positive
-    definite enough. The step d solves (A + lambda I) d = -g with
-    ``np.linalg.solve``: O(n^3) time and O(n^2) memory, so keep n in the hundreds.
-    """
-
-    CURVATURES = ("gauss_newton", "hessian")
-
-    def __init__(self, model, loss, damping=0.0, curvature="gauss_newton", adapt=False):
-        super().__init__(model, loss, damping, adapt)
-        if curvature not in self.CURVATURES:
-            raise ValueError(f"Newton: curvature must be one of {self.CURVATURES}, "
+    def __init__(self, model, loss, damping=1.0, curvature="hessian", adapt=True,
+                 line_search=True):
+        super().__init__(model, loss, damping, adapt, line_search)
+        if curvature not in ("hessian", "gauss_newton"):
+            raise ValueError(f"Newton: curvature must be 'hessian' or 'gauss_newton', "
                              f"got {curvature!r}")
         self.curvature = curvature
-        self._matrix = None
 
-    def matrix(self, X, T):
-        """The curvature matrix A (n, n) at the current parameters."""
-        f = gauss_newton if self.curvature == "gauss_newton" else hessian
-        return f(self.model, self.loss, X, T)
-
-    def _curvature_product(self, X, T, v):
-        return self._matrix @ v
-
-    def _solve(self, X, T, g):
-        self._matrix = self.matrix(X, T)
-        A = self._matrix + self.damping * np.eye(g.size)
-        try:
-            d = np.linalg.solve(A, -g)
-        except np.linalg.LinAlgError:
-            raise ValueError(f"Newton: the {self.curvature} matrix plus damping "
-                             f"{self.damping:g} is singular; use a positive damping") from None
-        return d, {}
+    def _direction(self, X, T, g):
+        A = (hessian if self.curvature == "hessian" else gauss_newton)(self.model, self.loss, X, T)
+        self.passes += COST["ggn_vp"] * g.size
+        d = np.linalg.solve(A + self.damping * np.eye(g.size), -g)
+        return d, d @ A @ d, {"min_eigenvalue": float(np.linalg.eigvalsh(A)[0])}
 
 
-def train(optimizer, X, T, iterations, progress=False, desc=None):
-    """Run ``optimizer.step(X, T)`` ``iterations`` times on the same batch.
+def progress_default():
+    """Whether ``run`` shows a progress bar by default: yes, unless under pytest
+    (nbval) or with MINIGRAD_PROGRESS=0 in the environment, where outputs are
+    stored or compared and a bar would change them on every run."""
+    return os.environ.get("MINIGRAD_PROGRESS", "1") != "0" and "PYTEST_VERSION" not in os.environ
 
-    Returns a dict of arrays: ``loss`` (iterations + 1,), the loss before
-    every step and after the last; ``time`` (iterations + 1,), the seconds of
-    training spent when that loss was reached (time[0] = 0; the final loss
-    evaluation is not counted); ``info``, the list of the steps' dicts.
 
-    ``progress=True`` shows a tqdm progress bar (on stderr, in a terminal and
-    in Jupyter); keep it off wherever the output is stored or compared.
+def run(optimizer, X, T, budget, record=None, points=50, progress=None, desc=None):
+    """Train with ``optimizer.step(X, T)`` until it has used ``budget``
+    gradient passes; return a dict of arrays, one entry per record point
+    (the start, then whenever another budget / ``points`` passes are done, and
+    the end): ``passes``, ``seconds`` (of training, records excluded),
+    ``loss`` (training loss) and whatever ``record(model)`` returns (a dict of
+    floats), plus ``info``, the list of every step's dict.
     """
-    if not isinstance(optimizer, _Optimizer):
-        raise ValueError(f"train: optimizer must be SGD, GaussNewton or Newton, "
-                         f"got {type(optimizer).__name__}")
-    iterations = _count(iterations, "train", "iterations")
-    steps = range(iterations)
+    if progress is None:
+        progress = progress_default()
+    bar = None
     if progress:
-        from tqdm import tqdm
-        steps = tqdm(steps, desc=desc or type(optimizer).__name__, leave=False)
-    losses, times, infos = [], [0.0], []
-    elapsed = 0.0
-    for _ in steps:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=budget, desc=desc or type(optimizer).__name__, leave=False)
+    out, infos, seconds, next_point = {}, [], 0.0, budget / points
+
+    def write():
+        row = {"passes": optimizer.passes, "seconds": seconds,
+               "loss": float(optimizer.loss(optimizer.model(X), T))}
+        row.update(record(optimizer.model) if record else {})
+        for key, value in row.items():
+            out.setdefault(key, []).append(value)
+
+    write()
+    while optimizer.passes < budget:
         start = time.perf_counter()
-        info = optimizer.step(X, T)
-        elapsed += time.perf_counter() - start
-        losses.append(info["loss"])
-        times.append(elapsed)
-        infos.append(info)
-        if progress and len(infos) % 10 == 0:
-            steps.set_postfix(loss=f"{info['loss']:.4f}", refresh=False)
-    losses.append(optimizer.value(X, T))
-    return {"loss": np.array(losses), "time": np.array(times), "info": infos}
+        infos.append(optimizer.step(X, T))
+        seconds += time.perf_counter() - start
+        if optimizer.passes >= next_point or optimizer.passes >= budget:
+            write()
+            while next_point <= optimizer.passes:
+                next_point += budget / points
+        if bar is not None:
+            bar.update(min(optimizer.passes, budget) - bar.n)
+    if bar is not None:
+        bar.close()
+    out = {key: np.array(value) for key, value in out.items()}
+    out["info"] = infos
+    return out

@@ -330,7 +330,7 @@ class Newton(_Damped):
         A = (hessian if self.curvature == "hessian" else gauss_newton)(self.model, self.loss, X, T)
         self.passes += COST["ggn_vp"] * g.size
         d = np.linalg.solve(A + self.damping * np.eye(g.size), -g)
-        return d, d @ A @ d, {"min_eigenvalue": float(np.linalg.eigvalsh(A)[0])}
+        return d, d @ A @ d, {}
 
 
 def progress_default():
@@ -373,7 +373,7 @@ def run(optimizer, X, T, budget, record=None, points=50, progress=None, desc=Non
             while next_point <= optimizer.passes:
                 next_point += budget / points
         if bar is not None:
-            bar.update(min(optimizer.passes, budget) - bar.n)
+            bar.update(int(min(optimizer.passes, budget)) - bar.n)
     if bar is not None:
         bar.close()
     out = {key: np.array(value) for key, value in out.items()}

@@ -352,8 +352,8 @@ def run(optimizer, X, T, budget, record=None, points=50, progress=None, desc=Non
         progress = progress_default()
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=budget, desc=desc or type(optimizer).__name__, leave=False)
+        from tqdm import tqdm       # a text bar on stderr, in a terminal and in Jupyter
+        bar = tqdm(total=budget, desc=desc or type(optimizer).__name__, leave=False, unit="pass")
     out, infos, seconds, next_point = {}, [], 0.0, budget / points
 
     def write():

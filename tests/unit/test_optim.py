@@ -209,6 +209,20 @@ def test_hessian_free_step_matches_the_dense_damped_solve():
     assert info["accepted"] and np.allclose(mg.parameters_to_vector(model) - w, want, atol=1e-7)
 
 
+def test_rho_compares_with_the_undamped_model():
+    # on linear least squares the undamped quadratic model is exact, so rho = 1 whatever
+    # the damping; the wrong variant, rho from the damped model, is not 1
+    rng = np.random.default_rng(10)
+    X, Y = rng.standard_normal((30, 4)), rng.standard_normal((30, 2))
+    layer, loss, lam = mg.Linear(4, 2, rng=0), mg.MSELoss(), 3.0
+    w, g = mg.parameters_to_vector(layer), mg.grad(layer, loss, X, Y)
+    G = mg.gauss_newton(layer, loss, X, Y)
+    info = optim.HessianFree(layer, loss, damping=lam, cg_max=100, progress_stop=False).step(X, Y)
+    d = mg.parameters_to_vector(layer) - w
+    wrong = (info["new_loss"] - info["loss"]) / (g @ d + 0.5 * d @ (G + lam * np.eye(10)) @ d)
+    assert info["rho"] == pytest.approx(1.0, abs=1e-8) and abs(wrong - 1.0) > 0.1
+
+
 def test_hessian_free_counts_its_passes():
     X, t = classification(B=40)
     opt = optim.HessianFree(mlp(), mg.SoftmaxCrossEntropy(), cg_max=4, progress_stop=False,

@@ -6,9 +6,45 @@ and sends back plain data.
 import numpy as np
 import pytest
 
-from gradetools import close, raises_value_error
+from gradetools import close
 
 NOTEBOOK = "02_linear_algebra"
+
+
+# ---------------------------------------------------------------- no automatic differentiation
+#: Every call into the notebook runs with these names replaced by functions that raise, so an
+#: answer that hands a derivation to automatic differentiation earns nothing, however it was
+#: imported. Every autograd operator (grad, jacobian, hessian, elementwise_grad, make_vjp,
+#: make_jvp, ...) traces through ``autograd.core.trace``, which covers them all; JAX and
+#: PyTorch are listed for environments that have them (a name that does not resolve is skipped).
+NO_AUTODIFF = (
+    "autograd.core.trace", "autograd.tracer.trace", "autograd.core.make_vjp", "autograd.core.make_jvp",
+    "jax.grad", "jax.value_and_grad", "jax.jacfwd", "jax.jacrev", "jax.hessian", "jax.vjp", "jax.jvp",
+    "jax.linearize", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
+    "torch.autograd.functional.jacobian", "torch.autograd.functional.hessian",
+    "torch.autograd.functional.vjp", "torch.autograd.functional.jvp", "torch.autograd.functional.hvp",
+    "torch.func.grad", "torch.func.jacrev", "torch.func.jacfwd", "torch.func.hessian",
+    "torch.func.vjp", "torch.func.jvp",
+)
+
+
+class _NoAutodiff:
+    """The notebook of the ``nb`` fixture, with NO_AUTODIFF forbidden in every call."""
+
+    def __init__(self, notebook):
+        self._notebook = notebook
+
+    def call(self, name, *args, forbid=()):
+        return self._notebook.call(name, *args, forbid=NO_AUTODIFF + tuple(forbid))
+
+    def eval(self, expr, forbid=(), **variables):
+        return self._notebook.eval(expr, forbid=NO_AUTODIFF + tuple(forbid), **variables)
+
+
+@pytest.fixture(scope="module")
+def nb(nb):
+    """The conftest's notebook, wrapped: automatic differentiation is unavailable in it."""
+    return _NoAutodiff(nb)
 
 
 # ---------------------------------------------------------------- 2.1
@@ -27,13 +63,6 @@ def test_frobenius_is_trace_of_product(nb):
     rng = np.random.default_rng(22)
     A, B = rng.standard_normal((5, 2)), rng.standard_normal((5, 2))
     assert close(nb.call("frobenius", A, B), np.trace(A.T @ B))
-
-
-@pytest.mark.exercise("2.1", points=2)
-def test_frobenius_rejects_different_shapes(nb):
-    rng = np.random.default_rng(23)
-    raises_value_error(lambda: nb.call("frobenius", rng.standard_normal((3, 1)),
-                                       rng.standard_normal((1, 3))))
 
 
 # ---------------------------------------------------------------- 2.2
@@ -55,15 +84,6 @@ def test_batch_outer_sum_is_weight_gradient(nb):
 def test_batch_outer_single_sample(nb):
     u, v = np.array([[1.0, -2.0]]), np.array([[3.0, 0.5, 4.0]])
     assert close(nb.call("batch_outer", u, v), np.outer(u[0], v[0])[None])
-
-
-@pytest.mark.exercise("2.2", points=2)
-def test_batch_outer_rejects_bad_shapes(nb):
-    rng = np.random.default_rng(26)
-    raises_value_error(lambda: nb.call("batch_outer", rng.standard_normal((4, 2)),
-                                       rng.standard_normal((5, 2))))
-    raises_value_error(lambda: nb.call("batch_outer", rng.standard_normal(4),
-                                       rng.standard_normal((4, 2))))
 
 
 # ---------------------------------------------------------------- 2.3
@@ -88,14 +108,6 @@ def test_kron_matvec_linear_layer_jacobian(nb):
     assert close(got, dW @ x[0])
 
 
-@pytest.mark.exercise("2.3", points=3)
-def test_kron_matvec_rejects_bad_length(nb):
-    rng = np.random.default_rng(29)
-    A, B = rng.standard_normal((2, 3)), rng.standard_normal((2, 2))
-    raises_value_error(lambda: nb.call("kron_matvec", A, B, rng.standard_normal(5),
-                                       forbid=KRON_FORBID))
-
-
 # ---------------------------------------------------------------- 2.4
 @pytest.mark.exercise("2.4", points=3)
 @pytest.mark.parametrize("o, n, k", [(3, 4, 4), (1, 2, 5), (4, 1, 1)])
@@ -114,13 +126,3 @@ def test_bilinear_form_symmetric_tensor(nb):
     H = H + H.transpose(0, 2, 1)
     u, v = rng.standard_normal(4), rng.standard_normal(4)
     assert close(nb.call("bilinear_form", H, u, v), nb.call("bilinear_form", H, v, u))
-
-
-@pytest.mark.exercise("2.4", points=3)
-def test_bilinear_form_rejects_bad_shapes(nb):
-    rng = np.random.default_rng(32)
-    H = rng.standard_normal((2, 3, 4))
-    raises_value_error(lambda: nb.call("bilinear_form", H, rng.standard_normal(4),
-                                       rng.standard_normal(3)))
-    raises_value_error(lambda: nb.call("bilinear_form", H[0], rng.standard_normal(3),
-                                       rng.standard_normal(4)))

@@ -9,9 +9,45 @@ import numpy as np
 import pytest
 
 import minigrad
-from gradetools import close, raises_value_error
+from gradetools import close
 
 NOTEBOOK = "04_hessian"
+
+
+# ---------------------------------------------------------------- no automatic differentiation
+#: Every call into the notebook runs with these names replaced by functions that raise, so an
+#: answer that hands a derivation to automatic differentiation earns nothing, however it was
+#: imported. Every autograd operator (grad, jacobian, hessian, elementwise_grad, make_vjp,
+#: make_jvp, ...) traces through ``autograd.core.trace``, which covers them all; JAX and
+#: PyTorch are listed for environments that have them (a name that does not resolve is skipped).
+NO_AUTODIFF = (
+    "autograd.core.trace", "autograd.tracer.trace", "autograd.core.make_vjp", "autograd.core.make_jvp",
+    "jax.grad", "jax.value_and_grad", "jax.jacfwd", "jax.jacrev", "jax.hessian", "jax.vjp", "jax.jvp",
+    "jax.linearize", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
+    "torch.autograd.functional.jacobian", "torch.autograd.functional.hessian",
+    "torch.autograd.functional.vjp", "torch.autograd.functional.jvp", "torch.autograd.functional.hvp",
+    "torch.func.grad", "torch.func.jacrev", "torch.func.jacfwd", "torch.func.hessian",
+    "torch.func.vjp", "torch.func.jvp",
+)
+
+
+class _NoAutodiff:
+    """The notebook of the ``nb`` fixture, with NO_AUTODIFF forbidden in every call."""
+
+    def __init__(self, notebook):
+        self._notebook = notebook
+
+    def call(self, name, *args, forbid=()):
+        return self._notebook.call(name, *args, forbid=NO_AUTODIFF + tuple(forbid))
+
+    def eval(self, expr, forbid=(), **variables):
+        return self._notebook.eval(expr, forbid=NO_AUTODIFF + tuple(forbid), **variables)
+
+
+@pytest.fixture(scope="module")
+def nb(nb):
+    """The conftest's notebook, wrapped: automatic differentiation is unavailable in it."""
+    return _NoAutodiff(nb)
 
 #: a central difference with eps = 1e-4 is accurate to about eps^2 ~ 1e-8 relative
 FD_TOL = 1e-6
@@ -38,13 +74,6 @@ def test_linear_tanh_hessian_is_symmetric(nb):
     H = np.asarray(nb.call("linear_tanh_hessian", rng.standard_normal((2, 3)), rng.standard_normal(3)))
     assert H.shape == (2, 6, 6)
     assert close(H, H.transpose(0, 2, 1))
-
-
-@pytest.mark.exercise("4.1", points=3)
-def test_linear_tanh_hessian_rejects_bad_shapes(nb):
-    rng = np.random.default_rng(43)
-    raises_value_error(lambda: nb.call("linear_tanh_hessian", rng.standard_normal((2, 3)),
-                                       rng.standard_normal(2)))
 
 
 # ---------------------------------------------------------------- 4.2
@@ -80,11 +109,6 @@ def test_softmax_hessian_sums_to_zero_over_outputs(nb):
     assert close(H.sum(axis=0), np.zeros((5, 5)))
 
 
-@pytest.mark.exercise("4.2", points=3)
-def test_softmax_hessian_rejects_a_matrix(nb):
-    raises_value_error(lambda: nb.call("softmax_hessian", np.zeros((2, 3)), forbid=FORBID_42))
-
-
 # ---------------------------------------------------------------- 4.3
 def glu(Z):
     k = Z.shape[1] // 2
@@ -99,11 +123,6 @@ def glu_input(seed, B=4, k=3):
 def test_glu_forward(nb):
     X = glu_input(47)
     assert close(nb.eval("GLU()(X)", X=X), glu(X))
-
-
-@pytest.mark.exercise("4.3", points=4)
-def test_glu_rejects_odd_width(nb):
-    raises_value_error(lambda: nb.eval("GLU()(X)", X=np.zeros((2, 5))))
 
 
 @pytest.mark.exercise("4.3", points=4)
@@ -180,10 +199,3 @@ def test_hvp_central_on_a_network(nb):
             "(minigrad.Sequential(minigrad.Linear(3, 5, rng=0), minigrad.Tanh(), minigrad.Linear(5, 2, rng=1)))")
     got = nb.eval(expr, X=X, T=T, v=v, forbid=("minigrad.hvp",))
     assert close(got, want, tol=FD_TOL)
-
-
-@pytest.mark.exercise("4.4", points=3)
-def test_hvp_central_rejects_bad_input(nb):
-    A, w, v = quartic_setup(55)
-    raises_value_error(lambda: nb.eval(QUARTIC, A=A, w=w, v=v[:3], eps=1e-3))
-    raises_value_error(lambda: nb.eval(QUARTIC, A=A, w=w, v=v, eps=0.0))

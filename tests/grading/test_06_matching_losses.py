@@ -9,9 +9,45 @@ import numpy as np
 import pytest
 
 import minigrad
-from gradetools import close, raises_value_error
+from gradetools import close
 
 NOTEBOOK = "06_matching_losses"
+
+
+# ---------------------------------------------------------------- no automatic differentiation
+#: Every call into the notebook runs with these names replaced by functions that raise, so an
+#: answer that hands a derivation to automatic differentiation earns nothing, however it was
+#: imported. Every autograd operator (grad, jacobian, hessian, elementwise_grad, make_vjp,
+#: make_jvp, ...) traces through ``autograd.core.trace``, which covers them all; JAX and
+#: PyTorch are listed for environments that have them (a name that does not resolve is skipped).
+NO_AUTODIFF = (
+    "autograd.core.trace", "autograd.tracer.trace", "autograd.core.make_vjp", "autograd.core.make_jvp",
+    "jax.grad", "jax.value_and_grad", "jax.jacfwd", "jax.jacrev", "jax.hessian", "jax.vjp", "jax.jvp",
+    "jax.linearize", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
+    "torch.autograd.functional.jacobian", "torch.autograd.functional.hessian",
+    "torch.autograd.functional.vjp", "torch.autograd.functional.jvp", "torch.autograd.functional.hvp",
+    "torch.func.grad", "torch.func.jacrev", "torch.func.jacfwd", "torch.func.hessian",
+    "torch.func.vjp", "torch.func.jvp",
+)
+
+
+class _NoAutodiff:
+    """The notebook of the ``nb`` fixture, with NO_AUTODIFF forbidden in every call."""
+
+    def __init__(self, notebook):
+        self._notebook = notebook
+
+    def call(self, name, *args, forbid=()):
+        return self._notebook.call(name, *args, forbid=NO_AUTODIFF + tuple(forbid))
+
+    def eval(self, expr, forbid=(), **variables):
+        return self._notebook.eval(expr, forbid=NO_AUTODIFF + tuple(forbid), **variables)
+
+
+@pytest.fixture(scope="module")
+def nb(nb):
+    """The conftest's notebook, wrapped: automatic differentiation is unavailable in it."""
+    return _NoAutodiff(nb)
 
 
 FORBID_SOFTMAX = ("minigrad.Softmax", "minigrad.activations.Softmax",
@@ -92,11 +128,6 @@ def test_softmax_jacobians_are_stable(nb):
     assert close(got, np.zeros((1, 3, 3)))                 # p = (1, 0, 0) is flat
 
 
-@pytest.mark.exercise("6.1", points=3)
-def test_softmax_jacobians_reject_a_vector(nb):
-    raises_value_error(lambda: nb.call("softmax_jacobians", np.ones(3), forbid=FORBID_SOFTMAX))
-
-
 # ---------------------------------------------------------------- 6.2
 def bce_batch(seed, B=6, o=3):
     rng = np.random.default_rng(seed)
@@ -142,15 +173,6 @@ def test_bce_hessian_through_minigrad(nb):
     assert close(got, autograd.hessian(lambda v: anp.mean(bce(logits(v), T)))(w))
 
 
-@pytest.mark.exercise("6.2", points=4)
-def test_bce_rejects_bad_targets(nb):
-    Z = np.zeros((2, 3))
-    for T in (np.array([[0.0, 0.5, 1.5], [0.0, 0.0, 0.0]]),     # outside [0, 1]
-              np.array([0, 2]),                                 # class indices
-              np.zeros((2, 2))):                                # wrong shape
-        raises_value_error(lambda: nb.eval("BCEWithLogits()(Z, T)", Z=Z, T=T))
-
-
 # ---------------------------------------------------------------- 6.3
 def poisson_batch(seed, B=6, o=3):
     rng = np.random.default_rng(seed)
@@ -182,13 +204,6 @@ def test_poisson_hessian_through_minigrad(nb):
     w, logits = model_reference(X)
     got = nb.eval(f"minigrad.hessian({MODEL}, PoissonLoss(), X, T)", X=X, T=T)
     assert close(got, autograd.hessian(lambda v: anp.mean(poisson(logits(v), T)))(w))
-
-
-@pytest.mark.exercise("6.3", points=3)
-def test_poisson_rejects_bad_targets(nb):
-    Z = np.zeros((2, 3))
-    for T in (np.array([[1.0, -1.0, 0.0], [0.0, 2.0, 3.0]]), np.zeros((3, 3))):
-        raises_value_error(lambda: nb.eval("PoissonLoss()(Z, T)", Z=Z, T=T))
 
 
 # ---------------------------------------------------------------- 6.4
@@ -234,11 +249,3 @@ def test_matching_derivatives_are_stable(nb, link):
     else:
         want_G, want_H = [[1.0, 0.0, -1.0]], np.zeros((1, 3, 3))
     assert close(G, want_G) and close(H, want_H)
-
-
-@pytest.mark.exercise("6.4", points=3)
-def test_matching_derivatives_reject_bad_input(nb):
-    Z, T = matching_batch(72)
-    raises_value_error(lambda: nb.call("matching_derivatives", "tanh", Z, T, forbid=FORBID_SOFTMAX))
-    raises_value_error(lambda: nb.call("matching_derivatives", "exp", Z, T[:, :2],
-                                       forbid=FORBID_SOFTMAX))

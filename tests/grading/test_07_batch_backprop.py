@@ -9,9 +9,45 @@ import numpy as np
 import pytest
 
 import minigrad
-from gradetools import close, raises_value_error
+from gradetools import close
 
 NOTEBOOK = "07_batch_backprop"
+
+
+# ---------------------------------------------------------------- no automatic differentiation
+#: Every call into the notebook runs with these names replaced by functions that raise, so an
+#: answer that hands a derivation to automatic differentiation earns nothing, however it was
+#: imported. Every autograd operator (grad, jacobian, hessian, elementwise_grad, make_vjp,
+#: make_jvp, ...) traces through ``autograd.core.trace``, which covers them all; JAX and
+#: PyTorch are listed for environments that have them (a name that does not resolve is skipped).
+NO_AUTODIFF = (
+    "autograd.core.trace", "autograd.tracer.trace", "autograd.core.make_vjp", "autograd.core.make_jvp",
+    "jax.grad", "jax.value_and_grad", "jax.jacfwd", "jax.jacrev", "jax.hessian", "jax.vjp", "jax.jvp",
+    "jax.linearize", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
+    "torch.autograd.functional.jacobian", "torch.autograd.functional.hessian",
+    "torch.autograd.functional.vjp", "torch.autograd.functional.jvp", "torch.autograd.functional.hvp",
+    "torch.func.grad", "torch.func.jacrev", "torch.func.jacfwd", "torch.func.hessian",
+    "torch.func.vjp", "torch.func.jvp",
+)
+
+
+class _NoAutodiff:
+    """The notebook of the ``nb`` fixture, with NO_AUTODIFF forbidden in every call."""
+
+    def __init__(self, notebook):
+        self._notebook = notebook
+
+    def call(self, name, *args, forbid=()):
+        return self._notebook.call(name, *args, forbid=NO_AUTODIFF + tuple(forbid))
+
+    def eval(self, expr, forbid=(), **variables):
+        return self._notebook.eval(expr, forbid=NO_AUTODIFF + tuple(forbid), **variables)
+
+
+@pytest.fixture(scope="module")
+def nb(nb):
+    """The conftest's notebook, wrapped: automatic differentiation is unavailable in it."""
+    return _NoAutodiff(nb)
 
 
 FORBID_LINEAR = ("minigrad.Linear.vjp", "minigrad.Linear.backward",
@@ -44,14 +80,6 @@ def test_linear_backward_matches_autograd(nb, B, m, o):
     assert len(got) == 3
     for g, want in zip(got, probe_gradients(A, W, b, G_Z)):
         assert close(g, want)
-
-
-@pytest.mark.exercise("7.1", points=3)
-def test_linear_backward_rejects_bad_shapes(nb):
-    A, W, _, G_Z = linear_setup(72)
-    raises_value_error(lambda: nb.call("linear_backward", A, W[:, :3], G_Z, forbid=FORBID_LINEAR))
-    raises_value_error(lambda: nb.call("linear_backward", A, W, G_Z[:4], forbid=FORBID_LINEAR))
-    raises_value_error(lambda: nb.call("linear_backward", A[0], W, G_Z, forbid=FORBID_LINEAR))
 
 
 # ---------------------------------------------------------------- 7.2
@@ -99,17 +127,6 @@ def test_mlp_backward_matches_minigrad(nb):
     assert close(flat, minigrad.grad(net, minigrad.MSELoss(), X, T))
 
 
-@pytest.mark.exercise("7.2", points=4)
-def test_mlp_backward_rejects_bad_shapes(nb):
-    X, T, Ws, bs = mlp_setup(75, [3, 4, 2], 5)
-    raises_value_error(lambda: nb.call("mlp_backward", X, T, [Ws[0], Ws[1][:, :3]], bs,
-                                       forbid=FORBID_72))
-    raises_value_error(lambda: nb.call("mlp_backward", X, T[:, :1], Ws, bs, forbid=FORBID_72))
-    raises_value_error(lambda: nb.call("mlp_backward", X, T, Ws, bs[:1], forbid=FORBID_72))
-    raises_value_error(lambda: nb.call("mlp_backward", X, T, [Ws[0], Ws[1]], [bs[0], bs[0]],
-                                       forbid=FORBID_72))
-
-
 # ---------------------------------------------------------------- 7.3
 def per_sample_setup(seed, B=5, m=4, o=3):
     """A linear layer with MSE: its input, the batch loss's G_Z, and minigrad's per-sample grads."""
@@ -147,14 +164,6 @@ def test_per_sample_grad_norms(nb):
     X, G_Z, want = per_sample_setup(78)
     assert close(nb.call("per_sample_grad_norms", X, G_Z, forbid=FORBID_73),
                  np.linalg.norm(want, axis=1))
-
-
-@pytest.mark.exercise("7.3", points=3)
-def test_per_sample_grads_reject_bad_shapes(nb):
-    X, G_Z, _ = per_sample_setup(79)
-    for name in ("linear_per_sample_grads", "per_sample_grad_norms"):
-        raises_value_error(lambda: nb.call(name, X[:4], G_Z, forbid=FORBID_73))
-        raises_value_error(lambda: nb.call(name, X, G_Z[0], forbid=FORBID_73))
 
 
 # ---------------------------------------------------------------- 7.4
@@ -197,10 +206,3 @@ def test_batch_jacobian_round_trip(nb):
     rows = np.random.default_rng(83).standard_normal((5, 2))
     got = nb.eval("batch_gradient(per_sample_loss_jacobian(rows))", rows=rows)
     assert close(got, rows / 5)
-
-
-@pytest.mark.exercise("7.4", points=3)
-def test_batch_jacobian_rejects_bad_shapes(nb):
-    raises_value_error(lambda: nb.call("per_sample_loss_jacobian", np.ones(3)))
-    raises_value_error(lambda: nb.call("batch_gradient", np.ones((3, 7))))
-    raises_value_error(lambda: nb.call("batch_gradient", np.ones(6)))

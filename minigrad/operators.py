@@ -145,7 +145,7 @@ def kfac_factors(model, loss, X, T):
         z = mod(acts[k])                                   # (B, o_l)
         if k + 1 < len(leaves):
             J = input_jacobian(Sequential(*leaves[k + 1:]), z)       # (B, o, o_l)
-            M = np.einsum("bio,bij,bjp->bop", J, H_L, J)
+            M = J.transpose(0, 2, 1) @ (H_L @ J)                      # J^T H_L J per sample
         else:
             M = H_L
         abar = np.hstack([acts[k], np.ones((B, 1))])

@@ -216,7 +216,7 @@ class Adam(_Optimizer):
         if not lr > 0:
             raise ValueError(f"Adam: lr must be > 0, got {lr}")
         self.lr, self.betas, self.eps = lr, (beta1, beta2), eps
-        self.m = self.v = np.zeros(model.num_params)
+        self.m, self.v = np.zeros(model.num_params), np.zeros(model.num_params)
         self.t = 0
 
     def step(self, X, T):
@@ -236,7 +236,8 @@ class _Damped(_Optimizer):
     rho = (C(w + d) - C(w)) / q(d), ``lm_update`` adapts lambda (if ``adapt``);
     ``backtrack`` then shortens d until the decrease is sufficient (if
     ``line_search``, else d is kept only if the loss fell). A step that finds no
-    decrease is rejected: w stays.
+    decrease, or a d that is not a descent direction (g^T d >= 0), is rejected:
+    w stays.
     """
 
     def __init__(self, model, loss, damping, adapt, line_search):
@@ -255,7 +256,9 @@ class _Damped(_Optimizer):
         predicted = g @ d + 0.5 * dAd
         C1 = self._at(w + d, X, T)
         rho = (C1 - C0) / predicted if predicted < 0 else -np.inf
-        if self.line_search:
+        if g @ d >= 0:                    # not a descent direction: no step
+            alpha, C_new = 0.0, C0
+        elif self.line_search:
             alpha, C_new, _ = backtrack(lambda a: self._at(w + a * d, X, T), C0, g @ d, f1=C1)
         else:
             alpha, C_new = (1.0, C1) if C1 < C0 else (0.0, C0)

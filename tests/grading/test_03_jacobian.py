@@ -121,7 +121,7 @@ def test_weight_jacobian_flattens_to_minigrad_layout(nb):
 
 # ---------------------------------------------------------------- 3.2
 @pytest.mark.exercise("3.2", points=3)
-@pytest.mark.parametrize("k, method", [(0, "f"), (1, "df"), (2, "d2f")])
+@pytest.mark.parametrize("k, method", [(0, "f"), (1, "df")])
 def test_softplus_derivatives(nb, k, method):
     x = 4.0 * np.random.default_rng(34).standard_normal((6, 3))
     got = nb.eval(f"Softplus().{method}(x)", x=x)
@@ -132,11 +132,11 @@ def test_softplus_derivatives(nb, k, method):
 def test_softplus_is_stable_for_large_inputs(nb):
     # log(1 + exp(800)) overflows, log(1 + exp(-40)) rounds to 0: a stable form gets both right
     x = np.array([[-800.0, -40.0, 0.0, 40.0, 800.0]])
-    got = nb.eval("[Softplus().f(x), Softplus().df(x), Softplus().d2f(x)]", x=x)
+    got = nb.eval("[Softplus().f(x), Softplus().df(x)]", x=x)
     e = np.exp(-np.abs(x))
     s = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    # f and f' to full relative precision; f'' = s (1 - s) may round to 0 where it is ~1e-18
-    wants = [(np.logaddexp(0.0, x), 0.0), (s, 0.0), (e / (1.0 + e) ** 2, 1e-15)]
+    # f and f' to full relative precision
+    wants = [(np.logaddexp(0.0, x), 0.0), (s, 0.0)]
     for g, (w, atol) in zip(got, wants):
         g = np.asarray(g, dtype=float)
         assert np.all(np.isfinite(g))
@@ -153,19 +153,9 @@ def test_softplus_gradient_through_minigrad(nb):
     assert close(got, autograd.grad(loss)(w, X, T))
 
 
-@pytest.mark.exercise("3.2", points=3)
-def test_softplus_hessian_through_minigrad(nb):
-    X, T = batch(36)
-    params, loss = reference_loss(lambda Z, e: softplus(Z))
-    w = np.concatenate([P.ravel() for P in params])
-    got = nb.eval("minigrad.hessian(" + MODEL.format(middle="Softplus()") + ", minigrad.MSELoss(), X, T)",
-                  X=X, T=T)
-    assert close(got, autograd.hessian(loss)(w, X, T))
-
-
 # ---------------------------------------------------------------- 3.3
 @pytest.mark.exercise("3.3", points=3)
-@pytest.mark.parametrize("k, method", [(0, "f"), (1, "df"), (2, "d2f")])
+@pytest.mark.parametrize("k, method", [(0, "f"), (1, "df")])
 def test_gelu_derivatives(nb, k, method):
     x = 2.5 * np.random.default_rng(37).standard_normal((6, 3))
     got = nb.eval(f"GELU().{method}(x)", x=x)
@@ -173,13 +163,13 @@ def test_gelu_derivatives(nb, k, method):
 
 
 @pytest.mark.exercise("3.3", points=3)
-def test_gelu_hessian_through_minigrad(nb):
+def test_gelu_gradient_through_minigrad(nb):
     X, T = batch(38)
     params, loss = reference_loss(lambda Z, e: gelu(Z))
     w = np.concatenate([P.ravel() for P in params])
-    got = nb.eval("minigrad.hessian(" + MODEL.format(middle="GELU()") + ", minigrad.MSELoss(), X, T)",
+    got = nb.eval("minigrad.grad(" + MODEL.format(middle="GELU()") + ", minigrad.MSELoss(), X, T)",
                   X=X, T=T)
-    assert close(got, autograd.hessian(loss)(w, X, T))
+    assert close(got, autograd.grad(loss)(w, X, T))
 
 
 # ---------------------------------------------------------------- 3.4

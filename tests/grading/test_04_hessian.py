@@ -199,3 +199,53 @@ def test_hvp_central_on_a_network(nb):
             "(minigrad.Sequential(minigrad.Linear(3, 5, rng=0), minigrad.Tanh(), minigrad.Linear(5, 2, rng=1)))")
     got = nb.eval(expr, X=X, T=T, v=v, forbid=("minigrad.hvp",))
     assert close(got, want, tol=FD_TOL)
+
+
+# ---------------------------------------------------------------- 4.5
+GELU_C, GELU_A = np.sqrt(2.0 / np.pi), 0.044715
+
+
+def softplus(z):
+    return anp.logaddexp(0.0, z)
+
+
+def gelu(z):
+    return 0.5 * z * (1.0 + anp.tanh(GELU_C * (z + GELU_A * z ** 3)))
+
+
+def second_derivative(f, x):
+    return autograd.elementwise_grad(autograd.elementwise_grad(f))(x)
+
+
+@pytest.mark.exercise("4.5", points=3)
+@pytest.mark.parametrize("cls, f, scale", [("Softplus2", softplus, 4.0), ("GELU2", gelu, 2.5)])
+def test_second_derivatives(nb, cls, f, scale):
+    x = scale * np.random.default_rng(56).standard_normal((6, 3))
+    assert close(nb.eval(f"{cls}().d2f(x)", x=x), second_derivative(f, x))
+
+
+@pytest.mark.exercise("4.5", points=3)
+def test_softplus_second_derivative_is_stable(nb):
+    x = np.array([[-800.0, -40.0, 0.0, 40.0, 800.0]])
+    got = np.asarray(nb.eval("Softplus2().d2f(x)", x=x), dtype=float)
+    e = np.exp(-np.abs(x))
+    assert np.all(np.isfinite(got))
+    assert np.allclose(got, e / (1.0 + e) ** 2, rtol=1e-10, atol=1e-15)   # ~1e-18 may round to 0
+
+
+@pytest.mark.exercise("4.5", points=3)
+@pytest.mark.parametrize("cls, f", [("Softplus2", softplus), ("GELU2", gelu)])
+def test_hessian_through_minigrad(nb, cls, f):
+    rng = np.random.default_rng(57)
+    X, T = 2.0 * rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    first, last = minigrad.Linear(3, 4, rng=0), minigrad.Linear(4, 2, rng=1)
+    w = np.concatenate([first.W.ravel(), first.b, last.W.ravel(), last.b])
+
+    def loss(u):
+        W1, b1 = anp.reshape(u[:12], (4, 3)), u[12:16]
+        W2, b2 = anp.reshape(u[16:24], (2, 4)), u[24:26]
+        Y = anp.dot(f(anp.dot(X, W1.T) + b1), W2.T) + b2
+        return anp.mean(0.5 * anp.sum((Y - T) ** 2, axis=1))
+    got = nb.eval(f"minigrad.hessian(minigrad.Sequential(minigrad.Linear(3, 4, rng=0), {cls}(), "
+                  "minigrad.Linear(4, 2, rng=1)), minigrad.MSELoss(), X, T)", X=X, T=T)
+    assert close(got, autograd.hessian(loss)(w))

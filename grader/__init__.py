@@ -1,0 +1,17 @@
+"""The grader of the course's exercise notebooks.
+
+A learner's notebook runs in its own Jupyter kernel, inside a bubblewrap sandbox
+(:mod:`grader.sandbox`), and the graded tests of ``tests/grading`` talk to it with plain
+data (:mod:`grader.kernel`, :mod:`grader.codec`). The modules:
+
+- :mod:`grader.settings`: every limit, timeout and pytest setting, in one place;
+- :mod:`grader.codec`: the plain-data codec (JSON with tagged ``np.save`` arrays);
+- :mod:`grader.bridge`: the code that runs in the kernel and answers requests;
+- :mod:`grader.sandbox`: the ``bwrap`` command line and the resource limits of a kernel;
+- :mod:`grader.kernel`: :class:`~grader.kernel.Notebook`, one notebook in one kernel;
+- :mod:`grader.plugin`: the pytest plugin (the ``exercise`` marker, the ``nb`` fixture,
+  the per-test report);
+- :mod:`grader.gradetools`: comparisons shared by the graded tests;
+- :mod:`grader.cli`: ``python -m grader`` / ``scripts/grade.py`` / ``make grade``.
+"""
+__all__ = []

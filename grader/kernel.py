@@ -1,0 +1,408 @@
+"""One learner's notebook in its own Jupyter kernel, and plain-data requests to it.
+
+A :class:`Notebook` starts a kernel (in a :mod:`grader.sandbox` unless told not to),
+runs every code cell in order (a cell that raises or hangs does not stop the others), and
+answers two requests:
+
+``nb.call(name, *args, forbid=())``
+    call the notebook's function ``name`` with ``args`` in the kernel;
+``nb.eval(expr, forbid=(), **variables)``
+    evaluate ``expr`` over a copy of the notebook's globals with ``variables`` added.
+
+Arguments and results cross as plain data (:mod:`grader.codec`): nothing the notebook
+produced is unpickled, and every comparison happens in the grading process.
+
+Failures raise :class:`NotebookError`, whose ``short`` is a few words for the score table
+("not implemented yet", "timed out after 20 s", "kernel died", "memory limit 4 GB
+exceeded", "raised TypeError: ..."). A request that hangs is interrupted, and the kernel
+killed and started again if the interrupt does not work; a kernel that dies is started
+again and the notebook run again (without the cells that killed or hung it), so a later
+test finds a working kernel. Every wait is also bounded by the notebook's whole time limit.
+"""
+import errno
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import zmq
+from jupyter_client import KernelManager
+
+from grader import sandbox
+from grader.codec import decode, encode
+from grader.settings import (INTERRUPT_GRACE, MAX_RESTARTS, MIME, STARTUP_TIMEOUT, Limits,
+                             format_bytes)
+
+__all__ = ["NotebookError", "NotebookTimeout", "KernelDied", "LimitExceeded", "Notebook",
+           "make_lib", "decode_answer"]
+
+
+class NotebookError(Exception):
+    """The notebook's code failed a request. ``short`` is the score table's reason."""
+
+    def __init__(self, message, short=None):
+        super().__init__(message)
+        self.short = short or message
+
+
+class NotebookTimeout(NotebookError):
+    """A request ran longer than its time limit."""
+
+
+class KernelDied(NotebookError):
+    """The kernel process ended during a request."""
+
+
+class LimitExceeded(NotebookError):
+    """The notebook went over one of its resource limits (memory, output, ...)."""
+
+
+def make_lib(dest, *packages):
+    """Copy the packages (imported modules, e.g. ``grader``, ``minigrad``) into ``dest``:
+    the folder a kernel and a grading run import them from. Returns ``dest``."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    dest.chmod(0o755)           # a kernel runs as a user of its own: it must read this
+    for package in packages:
+        source = Path(package.__file__).resolve().parent
+        shutil.copytree(source, dest / source.name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+    return dest
+
+
+def _seconds(s):
+    return f"{s:g} s"
+
+
+class _SandboxedKernelManager(KernelManager):
+    """A kernel manager whose kernel command runs in the sandbox."""
+
+    sandbox_options = None      # set per instance: dict(lib=, sockets=, limits=)
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        argv = super().format_kernel_cmd(extra_arguments)
+        if self.sandbox_options is None:
+            return argv
+        uid = sandbox.kernel_uid()
+        if uid != os.getuid():              # the kernel's user must use its socket folder
+            for p in [self.sandbox_options["sockets"], *self.sandbox_options["sockets"].iterdir()]:
+                os.chown(p, uid, uid)
+        return sandbox.command(argv, **self.sandbox_options)
+
+
+class Notebook:
+    """A notebook running in its own kernel; see the module docstring.
+
+    ``cells`` are the sources of its code cells, ``lib`` the folder the kernel imports
+    ``grader`` and ``minigrad`` from (see :func:`make_lib`), ``limits`` a
+    :class:`grader.settings.Limits`; ``use_sandbox=False`` runs the kernel with the
+    grader's own rights (only for notebooks one trusts).
+    """
+
+    def __init__(self, cells, *, lib, limits=Limits(), use_sandbox=True, name="notebook"):
+        self.cells = list(cells)
+        self.lib = Path(lib)
+        self.limits = limits
+        self.use_sandbox = use_sandbox
+        self.name = name
+        #: cell index -> "ErrorType: message" of the cells that failed in the last run
+        self.cell_errors = {}
+        self.restarts = 0
+        self._skip = set()          # cells that killed or hung the kernel: left out on restart
+        self._km = self._kc = None
+        self._folder = None
+        self._given_up = None
+        self._deadline = None
+
+    # ------------------------------------------------------------ lifecycle
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def start(self):
+        """Start a kernel and run the notebook's cells."""
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.limits.notebook_timeout
+        self._folder = Path(tempfile.mkdtemp(prefix="minigrad-kernel-"))
+        sockets = self._folder / "run"
+        sockets.mkdir()
+        context = zmq.Context()
+        # a single message over the output limit is dropped by zmq, never held here
+        context.setsockopt(zmq.MAXMSGSIZE, self.limits.output + (1 << 20))
+        context.setsockopt(zmq.RCVHWM, 64)
+        km = _SandboxedKernelManager(kernel_name="python3", transport="ipc", context=context,
+                                     connection_file=str(sockets / "kernel.json"))
+        km.kernel_spec.interrupt_mode = "message"      # a signal would reach bwrap, not Python
+        if self.use_sandbox:
+            km.sandbox_options = {"lib": self.lib, "sockets": sockets, "limits": self.limits}
+            env, cwd = sandbox.environment(self.lib), str(self._folder)
+        else:
+            home = self._folder / "home"
+            home.mkdir()
+            env, cwd = sandbox.environment(self.lib, home=home), str(home)
+        self._km = km
+        # the kernel gets no handle on the grading process's output
+        km.start_kernel(cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._kc = km.client()
+        self._kc.start_channels()
+        try:
+            self._kc.wait_for_ready(timeout=min(STARTUP_TIMEOUT, self._left()))
+        except RuntimeError as exc:
+            raise NotebookError(f"the kernel did not start: {exc}", "kernel did not start")
+        status = self._execute("import grader.bridge", self.limits.cell_timeout)
+        if status["status"] != "ok":
+            raise NotebookError(f"could not set up the kernel: {status.get('error')}",
+                                "kernel set-up failed")
+        self._run_cells()
+
+    def _left(self):
+        """Seconds left of the notebook's whole time limit."""
+        return max(0.0, self._deadline - time.monotonic())
+
+    def _run_cells(self):
+        self.cell_errors = {}
+        for k, source in enumerate(self.cells):
+            if k in self._skip:
+                self.cell_errors[k] = "skipped (it killed or hung the kernel before)"
+                continue
+            status = self._execute(source, self.limits.cell_timeout, store_history=True)
+            if status["status"] == "ok":
+                continue
+            self.cell_errors[k] = status.get("error", "")
+            if status["status"] in ("died", "stuck", "output"):
+                self._skip.add(k)
+                self._restart(rerun=False)
+                return self._run_cells()
+
+    def _shutdown(self):
+        if self._kc is not None:
+            try:
+                self._kc.stop_channels()
+            except Exception:
+                pass
+        if self._km is not None:
+            try:    # SIGKILL to bwrap: its PID namespace, and every process in it, ends
+                self._km.shutdown_kernel(now=True)
+            except Exception:
+                pass
+            try:
+                self._km.cleanup_resources()
+            except Exception:
+                pass
+            try:
+                self._km.context.destroy(linger=0)
+            except Exception:
+                pass
+        if self._folder:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        self._km = self._kc = self._folder = None
+
+    def _restart(self, rerun=True):
+        self._shutdown()
+        self.restarts += 1
+        if self.restarts > MAX_RESTARTS:
+            self._given_up = (f"the kernel died or hung {self.restarts} times; "
+                              "the grader gave up on this notebook")
+            raise KernelDied(self._given_up, "kernel keeps dying")
+        if self._left() <= 0:
+            self._given_up = self._out_of_time()
+            raise NotebookTimeout(self._given_up, self._given_up)
+        if rerun:
+            self.start()
+        else:                                   # called from _run_cells: start bare
+            cells, self.cells = self.cells, []
+            try:
+                self.start()
+            finally:
+                self.cells = cells
+
+    def _out_of_time(self):
+        return f"time limit of {_seconds(self.limits.notebook_timeout)} for the notebook exceeded"
+
+    def close(self):
+        """Shut the kernel down (and every process it started) and remove its folder."""
+        self._shutdown()
+
+    # ------------------------------------------------------------ one execution
+    def _alive(self):
+        try:
+            return self._km is not None and self._km.is_alive()
+        except Exception:
+            return False
+
+    def _exit_reason(self):
+        """Why the kernel ended, from the sandbox's exit status, or None."""
+        try:
+            code = self._km.provisioner.process.poll()
+        except Exception:
+            return None
+        if code is None:
+            return None
+        signum = code - 128 if code > 128 else -code if code < 0 else None
+        if signum == signal.SIGXCPU:
+            return f"CPU time limit {self.limits.cpu_time} s exceeded"
+        if signum == signal.SIGXFSZ:
+            return f"file size limit {format_bytes(self.limits.file_size)} exceeded"
+        if signum:
+            return f"killed by {signal.Signals(signum).name}" if signum in signal.valid_signals() \
+                else f"exit code {code}"
+        return f"exit code {code}"
+
+    def _execute(self, code, timeout, store_history=False):
+        """Run ``code``; a dict with status "ok" / "error" / "timeout" / "died" / "stuck" /
+        "output", "error" (type and message), "payloads" (the bridge's answers), "seconds"."""
+        kc = self._kc
+        msg_id = kc.execute(code, silent=False, store_history=store_history,
+                            allow_stdin=False, stop_on_error=False)
+        start = time.monotonic()
+        deadline = start + min(timeout, self._left())
+        timed_out_by_notebook = timeout > self._left()
+        payloads, error, reply, idle, interrupted, received = [], None, None, False, False, 0
+        while not (idle and reply is not None):
+            now = time.monotonic()
+            if now > deadline:
+                if interrupted:
+                    return {"status": "stuck", "error": "did not stop after an interrupt",
+                            "payloads": payloads, "seconds": now - start}
+                interrupted = True
+                try:
+                    self._km.interrupt_kernel()
+                except Exception:
+                    pass
+                deadline = now + INTERRUPT_GRACE
+            try:
+                msg = kc.get_iopub_msg(timeout=0.2)
+            except queue.Empty:
+                msg = None
+            if msg is not None and msg.get("parent_header", {}).get("msg_id") == msg_id:
+                kind, content = msg["msg_type"], msg["content"]
+                received += len(str(content)) if kind != "status" else 0
+                if received > self.limits.output:
+                    return {"status": "output", "payloads": [], "seconds": now - start,
+                            "error": f"output limit {format_bytes(self.limits.output)} exceeded"}
+                if kind == "status" and content.get("execution_state") == "idle":
+                    idle = True
+                elif kind == "error":
+                    error = f"{content.get('ename')}: {content.get('evalue')}"
+                elif kind == "display_data" and MIME in content.get("data", {}):
+                    payloads.append(content["data"][MIME])
+            if reply is None:
+                try:
+                    r = kc.get_shell_msg(timeout=0)
+                    if r.get("parent_header", {}).get("msg_id") == msg_id:
+                        reply = r
+                except queue.Empty:
+                    pass
+            if msg is None and not self._alive():
+                reason = self._exit_reason()
+                return {"status": "died", "payloads": payloads, "reason": reason,
+                        "error": "the kernel died" + (f" ({reason})" if reason else ""),
+                        "seconds": time.monotonic() - start}
+        seconds = time.monotonic() - start
+        if interrupted:
+            limit = self._out_of_time() if timed_out_by_notebook else \
+                f"timed out after {_seconds(timeout)}"
+            return {"status": "timeout", "error": limit, "payloads": payloads, "seconds": seconds}
+        if reply["content"].get("status") != "ok" or error:
+            c = reply["content"]
+            return {"status": "error", "payloads": payloads, "seconds": seconds,
+                    "error": error or f"{c.get('ename')}: {c.get('evalue')}"}
+        return {"status": "ok", "payloads": payloads, "seconds": seconds}
+
+    # ------------------------------------------------------------ requests
+    def _limit_message(self, etype, message):
+        """The limit a kernel-side exception reports hitting, or None."""
+        if etype == "MemoryError":
+            return f"memory limit {format_bytes(self.limits.memory)} exceeded"
+        if f"[Errno {errno.EFBIG}]" in message:
+            return f"file size limit {format_bytes(self.limits.file_size)} exceeded"
+        if f"[Errno {errno.ENOSPC}]" in message:
+            return (f"disk space limit exceeded (temp and home folders of "
+                    f"{format_bytes(self.limits.file_size)} each)")
+        if f"[Errno {errno.EAGAIN}]" in message and etype in ("BlockingIOError", "OSError",
+                                                                "RuntimeError"):
+            return f"process limit {self.limits.processes} exceeded"
+        return None
+
+    def _request(self, request, what):
+        if self._given_up:
+            raise NotebookError(self._given_up, self._given_up if "time limit" in
+                                self._given_up else "kernel keeps dying")
+        if not self._alive():
+            self._restart()
+        code = f"__import__('grader.bridge').bridge.handle({encode(request)!r})"
+        status = self._execute(code, self.limits.call_timeout)
+        if status["status"] in ("timeout", "stuck"):
+            if status["status"] == "stuck":
+                self._restart()
+            raise NotebookTimeout(f"{what}: {status['error']}", status["error"])
+        if status["status"] == "output":
+            self._restart()
+            raise LimitExceeded(f"{what}: {status['error']}", status["error"])
+        if status["status"] == "died":
+            reason = status.get("reason")
+            self._restart()
+            detail = f" ({reason})" if reason else ""
+            limit = reason if reason and "limit" in reason else None
+            raise (LimitExceeded if limit else KernelDied)(
+                f"the kernel died during {what}{detail}; it was restarted and the notebook "
+                "run again", limit or "kernel died")
+        answers = [a for a in map(decode_answer, status["payloads"]) if a is not None]
+        if not answers:
+            raise NotebookError(f"{what} gave no answer ({status.get('error', 'no output')})",
+                                "no answer from the notebook")
+        answer = answers[-1]
+        if answer["ok"]:
+            try:
+                return decode(answer["value"])
+            except Exception as exc:
+                raise NotebookError(f"{what}: the answer is not plain data ({exc})",
+                                    "returned something that is not plain data")
+        etype, message = str(answer.get("type")), str(answer.get("message"))
+        if etype == "NotImplementedError":
+            raise NotebookError(f"{what}: not implemented yet (NotImplementedError: {message})",
+                                "not implemented yet")
+        if answer.get("unsendable"):
+            raise NotebookError(f"{what}: {message}", "returned something that is not plain data")
+        if etype == "KeyboardInterrupt":
+            limit = f"timed out after {_seconds(self.limits.call_timeout)}"
+            raise NotebookTimeout(f"{what} was interrupted", limit)
+        limit = self._limit_message(etype, message)
+        if limit:
+            raise LimitExceeded(f"{what}: {limit} ({etype}: {message})", limit)
+        short = f"raised {etype}: {message}"
+        if len(short) > 120:
+            short = short[:117] + "..."
+        raise NotebookError(f"{what} raised {etype}: {message}\n{answer.get('traceback', '')}",
+                            short)
+
+    def call(self, name, *args, forbid=()):
+        """``name(*args)`` in the notebook's kernel, as plain data."""
+        return self._request({"kind": "call", "name": name, "args": list(args),
+                              "forbid": list(forbid)}, f"{name}(...)")
+
+    def eval(self, expr, forbid=(), **variables):
+        """``expr`` evaluated over the notebook's globals plus ``variables``, as plain data."""
+        what = expr if len(expr) <= 60 else expr[:57] + "..."
+        return self._request({"kind": "eval", "expr": expr, "variables": variables,
+                              "forbid": list(forbid)}, f"evaluating {what}")
+
+
+def decode_answer(payload):
+    """The bridge's answer (a dict with "ok") from a display payload, or None."""
+    import json
+    try:
+        answer = json.loads(payload)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(answer, dict) or "ok" not in answer:
+        return None
+    return answer

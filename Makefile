@@ -6,14 +6,17 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: help venv book test lab exercises grade bench bench-sweep clean
+.PHONY: help venv book test test-unit test-grader test-site lab exercises grade bench bench-sweep clean
 
 help:
 	@echo "make book       build the site into _build/html"
 	@echo "make test       run every test (unit, notebooks, grading, browser)"
+	@echo "make test-unit  minigrad and the repository's checks (no notebook kernels, no browser)"
+	@echo "make test-grader the grader on real, broken and hostile notebooks (in the sandbox)"
+	@echo "make test-site  build the site and check it in a headless browser"
 	@echo "make lab        open JupyterLab on the exercises"
 	@echo "make exercises  regenerate exercises/ from solutions/"
-	@echo "make grade NB=path/to/notebook.ipynb|folder/ [JSON=out.json] [CSV=out.csv]"
+	@echo "make grade NB=path/to/notebook.ipynb|folder/ [JSON=out.json] [CSV=out.csv] [GRADE_OPTS=...]"
 	@echo "make bench      benchmark minigrad against numpy and autograd"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -29,12 +32,21 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going --quiet
 	@echo "Open _build/html/index.html in a browser (or: $(PY) -m http.server -d _build/html)."
 
-# Order: the library, then the notebooks (nbval), then the site in a browser.
-test: book
-	bash scripts/ensure_chromium.sh
-	$(PY) -m pytest tests
+# Order: the library, the grader, then the notebooks (nbval), then the site in a browser.
+test: test-unit test-grader test-site
 	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg book solutions
 	$(PY) -m pytest --nbval-lax --nbval-current-env exercises
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests --ignore=tests/test_grader.py --ignore=tests/site
+
+test-grader: $(STAMP)
+	bash scripts/ensure_bwrap.sh
+	$(PY) -m pytest tests/test_grader.py
+
+test-site: book
+	bash scripts/ensure_chromium.sh
+	$(PY) -m pytest tests/site
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab exercises/
@@ -42,9 +54,12 @@ lab: $(STAMP)
 exercises: $(STAMP)
 	$(PY) scripts/make_exercises.py
 
+# NB may hold spaces: it is quoted. GRADE_OPTS passes more options to grader.cli
+# (--no-sandbox, --memory-limit 2G, --call-timeout 30, ...; see `$(PY) -m grader --help`).
 grade: $(STAMP)
-	@test -n "$(NB)" || (echo "usage: make grade NB=path/to/notebook.ipynb|folder/ [JSON=out.json] [CSV=out.csv]" && exit 2)
-	$(PY) scripts/grade.py $(NB) $(if $(JSON),--json $(JSON)) $(if $(CSV),--csv $(CSV)) --jobs $(JOBS)
+	@test -n "$(NB)" || (echo "usage: make grade NB=path/to/notebook.ipynb|folder/ [JSON=out.json] [CSV=out.csv] [GRADE_OPTS=...]" && exit 2)
+	@bash scripts/ensure_bwrap.sh || case " $(GRADE_OPTS) " in *" --no-sandbox "*) ;; *) exit 2;; esac
+	$(PY) -m grader "$(NB)" $(if $(JSON),--json "$(JSON)") $(if $(CSV),--csv "$(CSV)") --jobs $(JOBS) $(GRADE_OPTS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

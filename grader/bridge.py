@@ -7,7 +7,8 @@ request is JSON (see :mod:`grader.codec`):
 - ``{"kind": "eval", "expr", "variables", "forbid"}``: ``expr`` over a copy of the
   notebook's globals with ``variables`` added.
 
-``forbid`` names dotted objects ("minigrad.Linear.param_jacobian") replaced, for the
+``output_limit`` caps what the request may print (see :class:`_Capped`). ``forbid`` names
+dotted objects ("minigrad.Linear.param_jacobian") replaced, for the
 duration of the request, by a function that raises. The answer is published as display data
 of type :data:`grader.settings.MIME`: ``{"ok": true, "value"}`` or ``{"ok": false, "type",
 "message", "unsendable", "traceback"}``.
@@ -15,20 +16,60 @@ of type :data:`grader.settings.MIME`: ``{"ok": true, "value"}`` or ``{"ok": fals
 Nothing here is trusted by the grading process: the notebook can replace this module, and
 all it gains is control over its own answers, which are compared there.
 """
+import contextlib
 import importlib
 import json
+import sys
 import traceback
 
 from grader.codec import Unsendable, decode, encode
-from grader.settings import MIME
+from grader.settings import MIME, format_bytes
 
-__all__ = ["ForbiddenError", "handle"]
+__all__ = ["ForbiddenError", "OutputLimitExceeded", "handle"]
 
 _MISSING = object()
 
 
 class ForbiddenError(RuntimeError):
     """A function the exercise must not use was called."""
+
+
+class OutputLimitExceeded(RuntimeError):
+    """A graded call printed more than the output limit."""
+
+
+class _Capped:
+    """A text stream that raises :class:`OutputLimitExceeded` past ``limit`` characters.
+
+    This names the limit in the score table for an honest notebook that prints too much;
+    the grading process enforces the limit itself (it stops reading past it, and drops
+    any single message much larger), so a notebook that gets around this gains nothing."""
+
+    def __init__(self, stream, limit, used):
+        self._stream, self._limit, self._used = stream, limit, used
+
+    def write(self, text):
+        self._used[0] += len(text)
+        if self._used[0] > self._limit:
+            raise OutputLimitExceeded(f"output limit {format_bytes(self._limit)} exceeded")
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _capped_output(limit):
+    if not limit:
+        yield
+        return
+    used = [0]
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Capped(sys.stdout, limit, used), _Capped(sys.stderr, limit, used)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def _forbidden(name):
@@ -100,15 +141,16 @@ def handle(request_text):
     try:
         request = decode(request_text)
         undo = _patch(request.get("forbid", ()))
-        if request["kind"] == "call":
-            name, ns = request["name"], _user_ns()
-            if name not in ns:
-                raise NameError(f"the notebook defines no {name!r} (did its cell run?)")
-            result = ns[name](*request["args"])
-        else:
-            ns = dict(_user_ns())
-            ns.update(request["variables"])
-            result = eval(compile(request["expr"], "<grader>", "eval"), ns)
+        with _capped_output(request.get("output_limit")):
+            if request["kind"] == "call":
+                name, ns = request["name"], _user_ns()
+                if name not in ns:
+                    raise NameError(f"the notebook defines no {name!r} (did its cell run?)")
+                result = ns[name](*request["args"])
+            else:
+                ns = dict(_user_ns())
+                ns.update(request["variables"])
+                result = eval(compile(request["expr"], "<grader>", "eval"), ns)
         _reply({"ok": True, "value": encode(result)})
     except BaseException as exc:
         lines = traceback.format_exception(type(exc), exc, exc.__traceback__)

@@ -135,7 +135,8 @@ class Notebook:
         sockets.mkdir()
         context = zmq.Context()
         # a single message over the output limit is dropped by zmq, never held here
-        context.setsockopt(zmq.MAXMSGSIZE, self.limits.output + (1 << 20))
+        # (text may grow up to 6 times as JSON escapes)
+        context.setsockopt(zmq.MAXMSGSIZE, 6 * self.limits.output + (1 << 20))
         context.setsockopt(zmq.RCVHWM, 64)
         km = _SandboxedKernelManager(kernel_name="python3", transport="ipc", context=context,
                                      connection_file=str(sockets / "kernel.json"))
@@ -270,8 +271,10 @@ class Notebook:
             now = time.monotonic()
             if now > deadline:
                 if interrupted:
-                    return {"status": "stuck", "error": "did not stop after an interrupt",
-                            "payloads": payloads, "seconds": now - start}
+                    limit = self._out_of_time() if timed_out_by_notebook else \
+                        f"timed out after {_seconds(timeout)} (did not stop when interrupted)"
+                    return {"status": "stuck", "error": limit, "payloads": payloads,
+                            "seconds": now - start}
                 interrupted = True
                 try:
                     self._km.interrupt_kernel()
@@ -338,6 +341,7 @@ class Notebook:
                                 self._given_up else "kernel keeps dying")
         if not self._alive():
             self._restart()
+        request = dict(request, output_limit=self.limits.output)
         code = f"__import__('grader.bridge').bridge.handle({encode(request)!r})"
         status = self._execute(code, self.limits.call_timeout)
         if status["status"] in ("timeout", "stuck"):
@@ -372,6 +376,8 @@ class Notebook:
                                 "not implemented yet")
         if answer.get("unsendable"):
             raise NotebookError(f"{what}: {message}", "returned something that is not plain data")
+        if etype == "OutputLimitExceeded":
+            raise LimitExceeded(f"{what}: {message}", message)
         if etype == "KeyboardInterrupt":
             limit = f"timed out after {_seconds(self.limits.call_timeout)}"
             raise NotebookTimeout(f"{what} was interrupted", limit)

@@ -24,6 +24,7 @@ __all__ = ["CurvatureOperator", "hessian_operator", "ggn_operator", "empirical_f
            "kfac_factors", "kron_block", "hutchinson_trace", "lanczos", "spectral_density"]
 
 #: the largest dense float64 matrix ``empirical_fisher`` and ``kron_block`` will build
+#: (``minigrad.DENSE_LIMIT_BYTES`` takes precedence when the package defines it)
 DENSE_LIMIT_BYTES = 2 * 1024 ** 3
 
 
@@ -35,9 +36,11 @@ def _check_model_loss(model, loss, who):
 
 
 def _check_dense(n, who):
-    if 8 * n * n > DENSE_LIMIT_BYTES:
+    import minigrad                                        # the package's limit when it has one
+    limit = getattr(minigrad, "DENSE_LIMIT_BYTES", DENSE_LIMIT_BYTES)
+    if 8 * n * n > limit:
         raise ValueError(f"{who}: an ({n}, {n}) float64 matrix needs {8 * n * n / 1e9:.1f} GB, "
-                         f"over the {DENSE_LIMIT_BYTES / 1e9:.1f} GB limit; use "
+                         f"over the {limit / 1e9:.1f} GB limit; use "
                          f"ggn_operator or hessian_operator instead")
 
 

@@ -77,6 +77,9 @@ def test_a_wrong_operator_is_caught():
                            matvec=lambda v: 1.01 * mg.ggn_vp(model, loss, X, T, v.ravel()))
     v = np.random.default_rng(6).standard_normal(wrong.shape[0])
     assert not np.allclose(wrong @ v, mg.gauss_newton(model, loss, X, T) @ v, rtol=TOL, atol=TOL)
+    # and the Gauss-Newton operator is not the Hessian: the check tells them apart
+    ggn = ggn_operator(model, loss, X, T)
+    assert not np.allclose(ggn @ v, mg.hessian(model, loss, X, T) @ v, rtol=TOL, atol=TOL)
 
 
 def test_empirical_fisher_is_mean_outer_product_of_per_sample_gradients():

@@ -730,3 +730,44 @@ def test_codec_refuses_objects():
         codec.encode(np.array([object()]))
     with pytest.raises(TypeError):
         codec.encode(object())
+
+
+# ---------------------------------------------------------------- limits of one kernel
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    """The grader's and minigrad's copies a kernel imports (as a grading run makes them)."""
+    import grader
+    import minigrad
+    from grader.kernel import make_lib
+    return make_lib(tmp_path_factory.mktemp("lib") / "lib", grader, minigrad)
+
+
+SPIN = "def spin():\n    while True:\n        pass\n"
+FORK = ("import os, time\n"
+        "def fork_many(n):\n"
+        "    for _ in range(n):\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(60)\n"
+        "            os._exit(0)\n"
+        "    return n\n"
+        "def answer():\n    return 42\n")
+
+
+def test_cpu_limit_is_named_and_the_kernel_restarts(lib):
+    from grader.kernel import LimitExceeded, Notebook
+    limits = Limits(cpu_time=4, call_timeout=60)
+    with Notebook([SPIN, "def answer():\n    return 42\n"], lib=lib, limits=limits) as nb:
+        with pytest.raises(LimitExceeded) as info:
+            nb.call("spin")
+        assert info.value.short == "CPU time limit 4 s exceeded"
+        assert nb.call("answer") == 42          # a fresh kernel, the notebook run again
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the process limit is enforced when grading as root")
+def test_process_limit_is_named(lib):
+    from grader.kernel import LimitExceeded, Notebook
+    with Notebook([FORK], lib=lib, limits=Limits(processes=32)) as nb:
+        with pytest.raises(LimitExceeded) as info:
+            nb.call("fork_many", 100)
+        assert info.value.short == "process limit 32 exceeded"
+        assert nb.call("answer") == 42

@@ -51,6 +51,7 @@ def nb(nb):
     """The conftest's notebook, wrapped: automatic differentiation is unavailable in it."""
     return _NoAutodiff(nb)
 
+
 #: exact derivatives agree with autograd up to rounding
 TOL = 1e-10
 

@@ -49,6 +49,7 @@ def nb(nb):
     """The conftest's notebook, wrapped: automatic differentiation is unavailable in it."""
     return _NoAutodiff(nb)
 
+
 #: a central difference with eps = 1e-4 is accurate to about eps^2 ~ 1e-8 relative
 FD_TOL = 1e-6
 

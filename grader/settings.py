@@ -122,7 +122,8 @@ def add_limit_options(add):
     for option, field, parse, text in _OPTIONS:
         default = getattr(defaults, field)
         shown = format_bytes(default) if parse is parse_bytes else f"{default:g}"
-        add(option, type=parse, default=default, dest=field.replace("-", "_") + "_limit",
+        metavar = "SIZE" if parse is parse_bytes else "SECONDS" if "time" in field else "N"
+        add(option, type=parse, default=default, dest=field + "_limit", metavar=metavar,
             help=f"{text} (default {shown})")
 
 

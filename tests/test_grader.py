@@ -264,7 +264,9 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
-def _run(*args, env=None, cmd=None):
+def _run(*args, env=None, cmd=None, tmpdir=None):
+    """Start ``python -m grader *args`` (or ``cmd``); its temporary files in ``tmpdir``."""
+    env = dict(env or os.environ, **({"TMPDIR": str(tmpdir)} if tmpdir else {}))
     return subprocess.Popen(cmd or [sys.executable, "-m", "grader", *map(str, args)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -389,21 +391,26 @@ def graded(tmp_path_factory):
                          "    while True:\n        pass\n")
     spin_path = _write(spin, tmp / "spin.ipynb")
 
+    # this module's gradings keep their folders (and their kernels' PYTHONPATH) in here
+    gradetmp = tmp / "t"
+    gradetmp.mkdir()
     before = {p: _digest(p) for p in CHEAT_TARGETS}
     children_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    runs = {"folder": _run(sub, "--json", tmp / "all.json", "--csv", tmp / "all.csv", "--jobs", 2),
-            "spin": _run(spin_path, "--json", tmp / "spin.json",
-                         "--call-timeout", HANG_CALL_TIMEOUT, "--cell-timeout", HANG_CELL_TIMEOUT)}
+    runs = {"folder": _run(sub, "--json", tmp / "all.json", "--csv", tmp / "all.csv", "--jobs", 2,
+                           tmpdir=gradetmp),
+            "spin": _run(spin_path, "--json", tmp / "spin.json", "--call-timeout",
+                         HANG_CALL_TIMEOUT, "--cell-timeout", HANG_CELL_TIMEOUT, tmpdir=gradetmp)}
     out = {name: _finish(proc) for name, proc in runs.items()}
     server.close()
     out["peak_rss_kb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     # after the startup files: a separate grading, one without the sandbox, one by make
     spaced = _write(solution, tmp / "with space" / f"{BASE}.ipynb")
-    runs = {"later": _run(ROOT / "solutions" / f"{BASE}.ipynb", "--json", tmp / "later.json"),
+    runs = {"later": _run(ROOT / "solutions" / f"{BASE}.ipynb", "--json", tmp / "later.json",
+                          tmpdir=gradetmp),
             "nosandbox": _run(ROOT / "solutions" / f"{BASE}.ipynb", "--no-sandbox",
-                              "--json", tmp / "nosandbox.json"),
+                              "--json", tmp / "nosandbox.json", tmpdir=gradetmp),
             "make": _run(cmd=["make", "-s", "grade", f"NB={spaced}", f"JSON={tmp / 'make.json'}",
-                              "JOBS=1"])}
+                              "JOBS=1"], tmpdir=gradetmp)}
     out.update({name: _finish(proc) for name, proc in runs.items()})
     after = {p: _digest(p) for p in CHEAT_TARGETS}
     for p, digest in before.items():              # never leave a planted file behind
@@ -416,7 +423,7 @@ def graded(tmp_path_factory):
             "later": json.loads((tmp / "later.json").read_text()),
             "nosandbox": json.loads((tmp / "nosandbox.json").read_text()),
             "make": json.loads((tmp / "make.json").read_text()),
-            "server": server, "children_rss_before": children_rss}
+            "server": server, "children_rss_before": children_rss, "gradetmp": gradetmp}
 
 
 def _exercises(result):
@@ -557,11 +564,12 @@ def test_no_file_written_outside_the_sandbox(graded):
 
 def test_processes_end_with_their_grading(graded):
     assert _processes_with(SLEEP) == []
-    if os.geteuid() == 0:           # kernels run as uids of their own: none is left
+    if os.geteuid() == 0:           # kernels run as uids of their own: none of ours is left
         left = []
         for d in Path("/proc").iterdir():
             try:
-                if d.name.isdigit() and d.stat().st_uid >= sandbox.UID_BASE:
+                if d.name.isdigit() and d.stat().st_uid >= sandbox.UID_BASE and \
+                        str(graded["gradetmp"]).encode() in (d / "environ").read_bytes():
                     left.append(d.name)
             except OSError:
                 pass

@@ -1,12 +1,10 @@
-"""Checks at the door: every public entry point validates its arrays here, so a
-wrong shape or a NaN is reported by name instead of deep inside numpy."""
+"""Checks at the door: each public entry point validates its arrays here once,
+so a wrong shape or a NaN is reported by name instead of deep inside numpy."""
 import math
 
 import numpy as np
 
-from ._reduce import total
-
-__all__ = ["as_batch", "first_nonfinite", "trusted_batch"]
+__all__ = ["as_batch", "as_vector", "first_nonfinite", "finite_result"]
 
 
 def first_nonfinite(A):
@@ -15,34 +13,51 @@ def first_nonfinite(A):
     return None if bad.size == 0 else tuple(int(i) for i in bad[0])
 
 
-def as_batch(X, who, width=None, name="input"):
-    """Return ``X`` as a float64 array of shape (B, width), or raise ValueError.
+def _as_array(value, who, name):
+    """np.asarray(value) for a numeric array, or a ValueError naming it
+    (a ragged list, strings, objects)."""
+    try:
+        A = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{who}: {name} must be a rectangular numeric array ({exc})") from None
+    if A.dtype.kind not in "fiub":
+        raise ValueError(f"{who}: {name} must be a numeric array, got dtype {A.dtype}")
+    return A
 
-    ``who`` names the module or function in the message; ``width=None`` accepts
-    any number of columns.
-    """
-    X = np.asarray(X)
-    want = f"(B, {width if width is not None else 'm'})"
-    if X.dtype.kind not in "fiub":
-        raise ValueError(f"{who}: {name} must be a numeric array, got dtype {X.dtype}")
+
+def as_batch(X, who, width=None, name="input"):
+    """Return ``X`` as a finite float64 array of shape (B, width), or raise
+    ValueError. ``who`` names the module or function in the message;
+    ``width=None`` accepts any number of columns."""
+    X = _as_array(X, who, name)
     if X.ndim != 2 or (width is not None and X.shape[1] != width):
+        want = f"(B, {width if width is not None else 'm'})"
         raise ValueError(f"{who}: expected {name} of shape {want}, got shape {X.shape}")
     if X.shape[0] == 0:
         raise ValueError(f"{who}: {name} is an empty batch (shape {X.shape})")
     X = X.astype(np.float64, copy=False)
-    bad = first_nonfinite(X)
-    if bad is not None:
-        raise ValueError(f"{who}: {name} of shape {X.shape} has a non-finite value "
-                         f"({X[bad]}) at index {bad}")
+    finite_result(X, who, name)
     return X
 
 
-def trusted_batch(X, width):
-    """True when X is already a finite float64 (B, width) array, so the full
-    check (and its error messages) in ``as_batch`` can be skipped: one cheap
-    pass instead of several on the hot path of every derivative."""
-    # a NaN or inf makes the sum non-finite; a sum that merely overflows sends
-    # a finite X through the full check, which then accepts it
-    return (type(X) is np.ndarray and X.dtype == np.float64 and X.ndim == 2
-            and X.shape[0] > 0 and (width is None or X.shape[1] == width)
-            and math.isfinite(total(X)))
+def as_vector(v, n, who, name="v"):
+    """Return ``v`` as a finite float64 vector (n,), one entry per parameter."""
+    v = _as_array(v, who, name)
+    if v.shape != (n,):
+        raise ValueError(f"{who}: expected {name} of shape ({n},), one entry per parameter, "
+                         f"got shape {v.shape}")
+    v = v.astype(np.float64, copy=False)
+    finite_result(v, who, name)
+    return v
+
+
+def finite_result(A, who, name="result"):
+    """Return ``A`` unchanged when every entry is finite, else raise ValueError
+    naming the first NaN or infinity. One sum decides for a finite array; only
+    a non-finite sum (a bad entry, or a mere overflow) looks entry by entry."""
+    if A.size and not math.isfinite(np.sum(A)):
+        bad = first_nonfinite(A)
+        if bad is not None:
+            raise ValueError(f"{who}: {name} of shape {A.shape} has a non-finite value "
+                             f"({A[bad]}) at index {bad}")
+    return A

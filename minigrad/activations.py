@@ -3,15 +3,16 @@ import numpy as np
 
 from .module import Module
 
-__all__ = ["Elementwise", "Identity", "Tanh", "Sigmoid", "ReLU", "Softmax"]
+__all__ = ["Elementwise", "Identity", "Tanh", "Sigmoid", "ReLU", "Softmax",
+           "logsumexp", "softmax"]
 
 
 class Elementwise(Module):
     """y_i = f(x_i). A subclass defines ``f``, ``df`` (f') and ``d2f`` (f'').
 
-    Per sample the Jacobian is diagonal, J_x = diag(f'(x)), so a VJP scales each
-    row by f'; the curvature is diagonal too: sum_k g_k hess(y_k) = diag(g * f''(x)).
-    There are no parameters.
+    Per sample the Jacobian is diagonal, J_x = diag(f'(x)), so a VJP or a JVP
+    scales by f'; the curvature is diagonal too: C_xx(g) = diag(g * f''(x)).
+    There are no parameters, so there are no p-blocks.
     """
 
     def f(self, x):
@@ -26,74 +27,39 @@ class Elementwise(Module):
     def forward(self, X):
         return self.f(X)
 
-    def _df(self):
-        """f'(X) at the cached input, computed once per batch: (B, m)."""
-        X = self._need_input()
-        return self._cached("df", lambda: self.df(X))
+    def slope(self):
+        """f'(X) at the last input, computed once per call: (B, m)."""
+        return self.cached("df", lambda: self.df(self.input))
 
-    def _d2f(self):
-        """f''(X) at the cached input, computed once per batch: (B, m)."""
-        X = self._need_input()
-        return self._cached("d2f", lambda: self.d2f(X))
-
-    def vjp(self, G):
-        return G * self._df(), []
-
-    def _vjp_input(self, G):
-        return G * self._df()
-
-    def jvp(self, dX=None, dparams=None):
-        X = self._need_input()
-        return np.zeros_like(X) if dX is None else self._df() * dX
+    def bend(self):
+        """f''(X) at the last input, computed once per call: (B, m)."""
+        return self.cached("d2f", lambda: self.d2f(self.input))
 
     def input_jacobian(self):
-        D = self._df()
-        return D[:, :, None] * np.eye(D.shape[1])
+        D = self.slope()
+        J = np.zeros(D.shape + D.shape[1:])
+        i = np.arange(D.shape[1])
+        J[:, i, i] = D
+        return J
+
+    def jvp(self, dX=None, dparams=None):
+        return np.zeros(self.input.shape) if dX is None else self.slope() * dX
+
+    def vjp_input(self, G):
+        return G * self.slope()
 
     def vjp_input_many(self, A):
-        return self._df()[:, :, None] * A
+        return self.slope()[:, :, None] * A
 
-    def _rows_input(self, A):
-        return A * self._df()[:, None, :]
+    def curvature_xx(self, G):
+        D = G * self.bend()
+        C = np.zeros(D.shape + D.shape[1:])
+        i = np.arange(D.shape[1])
+        C[:, i, i] = D                   # set, not multiplied by an identity: inf * 0 is NaN
+        return C
 
-    def _rows_params(self, A, out=None):
-        return np.zeros(A.shape[:2] + (0,)) if out is None else out
-
-    def _gram_params_into(self, H, out):
-        pass
-
-    def _add_curvature(self, G, Hxx, Hxt):
-        # C_xx = diag(G * f''(x)) per sample: add it to the diagonal only
-        if Hxx is not None:
-            i = np.arange(Hxx.shape[1])
-            Hxx[:, i, i] += G * self._d2f()
-        return Hxx, Hxt, None
-
-    def vjp_params_many(self, A):
-        return np.zeros((A.shape[0], 0, A.shape[2]))
-
-    def vjp_params_sum(self, A):
-        return np.zeros((0, A.shape[2]))
-
-    def gram_params(self, H):
-        return np.zeros((0, 0))
-
-    def second_contraction(self, G):
-        D2 = G * self._d2f()
-        return D2[:, :, None] * np.eye(D2.shape[1]), None, None
-
-    def second_vjp(self, G, dX=None, dparams=None):
-        X = self._need_input()
-        return (np.zeros_like(X) if dX is None else G * self._d2f() * dX), []
-
-    def _second_vjp(self, G, dX, dparams, need_x):
-        # C dx = G * f''(x) * dx per sample (B, m); no parameters. In place on
-        # the one temporary: the same products, in the same order.
-        if not need_x or dX is None:
-            return None, []
-        s = G * self._d2f()
-        s *= dX
-        return s, []
+    def curvature_vp(self, G, dX=None, dparams=None):
+        return (np.zeros(self.input.shape) if dX is None else G * self.bend() * dX), []
 
 
 class Identity(Elementwise):
@@ -110,7 +76,7 @@ class Identity(Elementwise):
 
 
 class Tanh(Elementwise):
-    """y = tanh(x); f' = 1 - y^2; f'' = -2 y (1 - y^2)."""
+    """y = tanh(x); f' = 1 - tanh(x)^2; f'' = -2 tanh(x) (1 - tanh(x)^2)."""
 
     def f(self, x):
         return np.tanh(x)
@@ -121,29 +87,6 @@ class Tanh(Elementwise):
     def d2f(self, x):
         y = np.tanh(x)
         return -2.0 * y * (1.0 - y ** 2)
-
-    # One tanh per batch: f' and f'' are computed from the output y of forward
-    # (kept with the cache of this input), unless a subclass redefines f, f' or
-    # f'' (then the generic path is used).
-    def _own(self, name):
-        return all(getattr(type(self), fn) is getattr(Tanh, fn) for fn in ("f", name))
-
-    def forward(self, X):
-        Y = self.f(X)
-        if X is self.X and (type(self) is Tanh or self._own("df")):   # through __call__
-            # a fresh cache for this input: y = tanh(x) for f'', and f' from
-            # the output (no second tanh)
-            D = Y * Y
-            np.subtract(1.0, D, out=D)                  # f' = 1 - y^2, one array
-            self._cache = {None: X, "y": Y, "df": D}
-        return Y
-
-    def _d2f(self):
-        if not self._own("d2f") or not self._own("df"):
-            return super()._d2f()
-        X = self._need_input()
-        y = self._cached("y", lambda: np.tanh(X))
-        return self._cached("d2f", lambda: -2.0 * y * self._df())
 
 
 def _sigmoid(x):
@@ -180,10 +123,16 @@ class ReLU(Elementwise):
         return np.zeros_like(x)
 
 
+def logsumexp(Z):
+    """log sum_k exp(z_k) per row of Z (B, o) -> (B,). Shifted by the row maximum,
+    so exp never overflows: stable for logits of any finite size."""
+    zmax = Z.max(axis=1)
+    return zmax + np.log(np.sum(np.exp(Z - zmax[:, None]), axis=1))
+
+
 def softmax(Z):
-    """Row-wise softmax of Z (B, o), shifted by the row maximum so exp never overflows."""
-    E = np.exp(Z - Z.max(axis=1, keepdims=True))
-    return E / E.sum(axis=1, keepdims=True)
+    """Row-wise softmax of Z (B, o): exp(z - logsumexp(z)), stable for any finite z."""
+    return np.exp(Z - logsumexp(Z)[:, None])
 
 
 class Softmax(Module):
@@ -191,57 +140,44 @@ class Softmax(Module):
 
     J_x = diag(y) - y y^T (symmetric), the notes' N_i (delta_ij - N_j).
     Curvature weighted by g, with a = g * y and s = g . y:
-    sum_k g_k hess(y_k) = diag(a - s y) - a y^T - y a^T + 2 s y y^T.
+    C_xx(g) = diag(a - s y) - a y^T - y a^T + 2 s y y^T.
     """
 
     def forward(self, X):
-        self.Y = softmax(X)
-        return self.Y
-
-    def _y(self):
-        self._need_input()
-        return self.Y
-
-    def vjp(self, G):
-        Y = self._y()
-        return Y * (G - np.sum(G * Y, axis=1, keepdims=True)), []
-
-    def jvp(self, dX=None, dparams=None):
-        Y = self._y()
-        if dX is None:
-            return np.zeros_like(Y)
-        return self.vjp(dX)[0]          # J_x is symmetric
+        return softmax(X)
 
     def input_jacobian(self):
-        Y = self._y()
-        return Y[:, :, None] * np.eye(Y.shape[1]) - Y[:, :, None] * Y[:, None, :]
+        Y = self.output
+        J = -Y[:, :, None] * Y[:, None, :]
+        i = np.arange(Y.shape[1])
+        J[:, i, i] += Y
+        return J
+
+    def vjp_input(self, G):
+        Y = self.output
+        return Y * (G - np.sum(G * Y, axis=1, keepdims=True))
+
+    def jvp(self, dX=None, dparams=None):
+        return np.zeros(self.output.shape) if dX is None else self.vjp_input(dX)   # J_x symmetric
 
     def vjp_input_many(self, A):
-        Y = self._y()[:, :, None]
+        Y = self.output[:, :, None]
         return Y * (A - np.sum(Y * A, axis=1, keepdims=True))
 
-    def vjp_params_many(self, A):
-        return np.zeros((A.shape[0], 0, A.shape[2]))
-
-    def vjp_params_sum(self, A):
-        return np.zeros((0, A.shape[2]))
-
-    def gram_params(self, H):
-        return np.zeros((0, 0))
-
-    def second_contraction(self, G):
-        Y = self._y()
+    def curvature_xx(self, G):
+        Y = self.output
         a = G * Y
         s = np.sum(a, axis=1, keepdims=True)
-        C = (a - s * Y)[:, :, None] * np.eye(Y.shape[1])
+        C = 2 * s[:, :, None] * Y[:, :, None] * Y[:, None, :]
         C -= a[:, :, None] * Y[:, None, :] + Y[:, :, None] * a[:, None, :]
-        C += 2 * s[:, :, None] * Y[:, :, None] * Y[:, None, :]
-        return C, None, None
+        i = np.arange(Y.shape[1])
+        C[:, i, i] += a - s * Y
+        return C
 
-    def second_vjp(self, G, dX=None, dparams=None):
-        Y = self._y()
+    def curvature_vp(self, G, dX=None, dparams=None):
+        Y = self.output
         if dX is None:
-            return np.zeros_like(Y), []
+            return np.zeros(Y.shape), []
         a = G * Y
         s = np.sum(a, axis=1, keepdims=True)
         yd = np.sum(Y * dX, axis=1, keepdims=True)

@@ -1,27 +1,36 @@
 """Check a module's or a loss's derivatives against central finite differences
 and, when a reference function is given, against autograd.
 
-Each comparison reports its largest error and where it is, as
-``torch.autograd.gradcheck`` does; a learner checks a new module in one call::
+Every method of the protocol is compared, each block of the curvature included,
+and each comparison reports its largest error and where it is (as
+``torch.autograd.gradcheck`` does); a learner checks a new module in one call::
 
     report = check_module(MyActivation(), X)
-    print(report)            # one line per derivative, OK or FAILED
+    print(report)            # one line per method, OK, FAILED or not implemented yet
     assert report.ok
+
+A method the module does not give is derived from the ones it gives and checked
+as such; when it cannot be derived, it is reported "not implemented yet", which
+is not OK.
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._validate import as_batch
+from .module import flatten, unflatten
 
 __all__ = ["CheckReport", "Comparison", "check_module", "check_loss", "check_model",
-           "compare", "FD_TOL", "AUTOGRAD_TOL"]
+           "compare", "FD_TOL", "FD2_TOL", "AUTOGRAD_TOL"]
 
-#: tolerance against central differences (their own error is about eps^2 and 1e-16/eps)
+#: tolerance against central differences of first derivatives (error ~ eps^2 and 1e-16/eps)
 FD_TOL = 1e-5
+#: tolerance against second differences (error ~ h^2 and 1e-16/h^2 with h = 1e-4)
+FD2_TOL = 1e-3
 #: tolerance against autograd (both exact up to rounding)
 AUTOGRAD_TOL = 1e-10
 EPS = 1e-5
+EPS2 = 1e-4
 
 
 @dataclass
@@ -43,9 +52,9 @@ class Comparison:
 
     def __str__(self):
         if self.missing:
-            return f"{self.name:<22} vs {self.reference:<9} not implemented yet ({self.missing})"
+            return f"{self.name:<18} vs {self.reference:<9} not implemented yet ({self.missing})"
         status = "OK    " if self.ok else "FAILED"
-        line = (f"{self.name:<22} vs {self.reference:<9} {status} largest error "
+        line = (f"{self.name:<18} vs {self.reference:<9} {status} largest error "
                 f"{self.max_error:.1e} at {self.name}{list(self.where)}")
         if not self.ok:
             line += f": got {self.got:.6g}, expected {self.want:.6g}"
@@ -71,6 +80,10 @@ class CheckReport:
         """The comparison with the largest error relative to its tolerance."""
         return max(self.comparisons, key=lambda c: np.inf if c.missing else c.max_error / c.tol)
 
+    def failed(self):
+        """The names of the comparisons that did not pass."""
+        return sorted({c.name for c in self.comparisons if not c.ok})
+
     def __str__(self):
         head = f"check of {self.subject}: {'all OK' if self.ok else 'FAILED'}"
         return "\n".join([head] + ["  " + str(c) for c in self.comparisons])
@@ -85,8 +98,10 @@ class CheckReport:
 
 
 def compare(name, got, want, tol, reference):
-    """Compare two arrays of the same shape; return a Comparison."""
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    """Compare two arrays of the same shape; return a Comparison. None stands
+    for a zero array (a module's zero block)."""
+    want = np.asarray(want, dtype=float)
+    got = np.zeros_like(want) if got is None else np.asarray(got, dtype=float)
     if got.shape != want.shape:
         return Comparison(name, reference, np.inf, (), tol,
                           missing=f"shape {got.shape}, expected {want.shape}")
@@ -99,225 +114,259 @@ def compare(name, got, want, tol, reference):
                       float(got[where]), float(want[where]))
 
 
-def _attempt(name, reference, fn, tol):
-    """Run fn(); a NotImplementedError becomes a 'not implemented yet' line."""
+def _attempt(name, reference, tol, compute, want):
+    """compare(name, compute(), want); a NotImplementedError becomes a 'not
+    implemented yet' line and any other exception a failure naming it."""
     try:
-        return fn()
+        got = compute()
     except NotImplementedError as exc:
         return Comparison(name, reference, np.inf, (), tol, missing=str(exc) or name)
+    except Exception as exc:                          # noqa: BLE001 -- reported, not raised
+        return Comparison(name, reference, np.inf, (), tol,
+                          missing=f"raised {type(exc).__name__}: {exc}")
+    return compare(name, got, want, tol, reference)
 
 
 # ------------------------------------------------------------------ modules
-def _fd_jacobians(module, X, eps):
-    """Central-difference J_x (B, o, m) and J_theta (B, o, p) of a module at X.
-    Samples are independent, so one input column is perturbed for all at once."""
-    B, m = X.shape
-    cols = []
-    for j in range(m):
-        E = np.zeros_like(X)
-        E[:, j] = eps
-        cols.append((module(X + E) - module(X - E)) / (2 * eps))
-    Jx = np.stack(cols, axis=2)
-    pcols = []
-    for P in module.params.values():
-        flat = P.reshape(-1)
-        for q in range(flat.size):
-            old = flat[q]
-            flat[q] = old + eps
-            up = module(X)
-            flat[q] = old - eps
-            down = module(X)
-            flat[q] = old
-            pcols.append((up - down) / (2 * eps))
-    Jt = np.stack(pcols, axis=2) if pcols else np.zeros(Jx.shape[:2] + (0,))
-    module(X)                                   # restore the cached input
-    return Jx, Jt
+class _Perturbed:
+    """y_b(x_b, theta) of a module at a perturbed input and parameter vector,
+    restoring the parameters afterwards."""
+
+    def __init__(self, module, X):
+        self.module, self.X = module, X
+        self.params = module.parameters()
+        self.theta = flatten(self.params)
+
+    def __call__(self, dX=0.0, dtheta=None):
+        if dtheta is not None:
+            for P, value in zip(self.params, unflatten(self.theta + dtheta, self.params)):
+                P[...] = value
+        try:
+            return self.module(self.X + dX)
+        finally:
+            if dtheta is not None:
+                for P, value in zip(self.params, unflatten(self.theta, self.params)):
+                    P[...] = value
 
 
-def _fd_curvature(module, X, G, eps):
-    """sum_k G_k hess_x(y_k) per sample by central differences of the exact
-    Jacobian-free forward map: (B, m, m)."""
-    def phi(Z):
-        return np.sum(G * module(Z), axis=1)
-    B, m = X.shape
-    C = np.zeros((B, m, m))
-    for i in range(m):
-        for j in range(m):
-            Ei, Ej = np.zeros_like(X), np.zeros_like(X)
-            Ei[:, i], Ej[:, j] = eps, eps
-            C[:, i, j] = (phi(X + Ei + Ej) - phi(X + Ei - Ej) - phi(X - Ei + Ej)
-                          + phi(X - Ei - Ej)) / (4 * eps * eps)
-    module(X)
-    return C
+def _second(phi, a, b):
+    """The mixed second difference of phi along the perturbations a and b, each
+    (dX (B, m), dtheta (p,)): per sample, (B,)."""
+    def at(sa, sb):
+        return phi(sa * a[0] + sb * b[0], sa * a[1] + sb * b[1])
+    return (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1)) / (4 * EPS2 ** 2)
 
 
-def _autograd_jacobians(reference, X, params):
-    """Exact J_x (B, o, m), J_theta (B, o, p) and the x-curvature function
-    from a reference y = reference(X, *params) written with autograd.numpy."""
+def _finite_differences(module, X, G):
+    """References by central differences of the forward map alone (nothing the
+    module derives): J_x (B, o, m), J_theta (B, o, p) and the curvature blocks
+    C_xx (B, m, m), C_xp (B, m, p), C_pp (p, p) of phi = sum_k g_k y_k. Samples
+    are independent, so one input column is perturbed for the whole batch.
+    Costs about 4 (m + p)^2 forward calls: check small modules."""
+    f = _Perturbed(module, X)
+    (B, m), p = X.shape, f.theta.size
+
+    def unit(j, q, h):                               # input column j or parameter q, by h
+        E, e = np.zeros_like(X), np.zeros(p)
+        if j is not None:
+            E[:, j] = h
+        else:
+            e[q] = h
+        return E, e
+
+    def phi(dX, dtheta):                             # sum_k g_bk y_bk per sample: (B,)
+        return np.sum(G * f(dX, dtheta), axis=1)
+
+    def diff(j, q):
+        return (f(*unit(j, q, EPS)) - f(*unit(j, q, -EPS))) / (2 * EPS)
+
+    Jx = np.stack([diff(j, None) for j in range(m)], axis=2)
+    Jt = np.stack([diff(None, q) for q in range(p)], axis=2) if p else np.zeros(Jx.shape[:2] + (0,))
+    xs = [unit(j, None, EPS2) for j in range(m)]
+    ts = [unit(None, q, EPS2) for q in range(p)]
+    Cxx = np.stack([np.stack([_second(phi, a, b) for b in xs], axis=1) for a in xs], axis=1)
+    Cxp = (np.stack([np.stack([_second(phi, a, b) for b in ts], axis=1) for a in xs], axis=1)
+           if p else np.zeros((B, m, 0)))
+    Cpp = np.array([[_second(phi, a, b).sum() for b in ts] for a in ts]).reshape(p, p)
+    module(X)                                        # back to the input being checked
+    return Jx, Jt, Cxx, Cxp, Cpp
+
+
+def _autograd_references(reference, X, params, G):
+    """The same five references, exact, from y = reference(X, *params) written
+    with autograd.numpy."""
     import autograd
     import autograd.numpy as anp
 
-    B, m = X.shape
-    shapes = [P.shape for P in params]
-    sizes = [P.size for P in params]
+    theta0 = flatten(params)
 
-    def unflat(theta):
-        out, k = [], 0
-        for shape, size in zip(shapes, sizes):
-            out.append(anp.reshape(theta[k:k + size], shape))
-            k += size
-        return out
+    def y(Z, theta):
+        return reference(Z, *unflatten(theta, params))
 
-    theta0 = np.concatenate([P.ravel() for P in params]) if params else np.zeros(0)
-    Jx_full = autograd.jacobian(lambda Z: reference(Z, *params))(X)          # (B, o, B, m)
-    Jx = np.einsum("bobm->bom", Jx_full)
-    if params:
-        Jt = autograd.jacobian(lambda th: reference(X, *unflat(th)))(theta0)  # (B, o, p)
-    else:
-        Jt = np.zeros(Jx.shape[:2] + (0,))
+    def Phi(Z, theta):                                # sum_b phi_b, a scalar
+        return anp.sum(G * y(Z, theta))
 
-    def curvature(G):
-        H = autograd.hessian(lambda Z: anp.sum(G * reference(Z, *params)))(X)  # (B, m, B, m)
-        return np.einsum("bibj->bij", H)
-    return Jx, Jt, curvature
+    Jx = np.einsum("bobm->bom", autograd.jacobian(lambda Z: y(Z, theta0))(X))
+    Cxx = np.einsum("bibj->bij", autograd.hessian(lambda Z: Phi(Z, theta0))(X))
+    if not theta0.size:
+        return Jx, np.zeros(Jx.shape[:2] + (0,)), Cxx, np.zeros(X.shape + (0,)), np.zeros((0, 0))
+    Jt = autograd.jacobian(lambda th: y(X, th))(theta0)
+    Cxp = autograd.jacobian(lambda th: autograd.grad(Phi)(X, th))(theta0)
+    Cpp = autograd.hessian(lambda th: Phi(X, th))(theta0)
+    return Jx, Jt, Cxx, Cxp, Cpp
 
 
-def check_module(module, X, reference=None, *, rng=0, eps=EPS, fd_tol=FD_TOL,
+def check_module(module, X, reference=None, *, rng=0, fd_tol=FD_TOL, fd2_tol=FD2_TOL,
                  autograd_tol=AUTOGRAD_TOL):
-    """Check every derivative a module provides, at the batch X (B, m).
+    """Check every method of the protocol a module has, at the batch X (B, m).
 
-    Compared with central finite differences (tolerance ``fd_tol``) and, if
-    ``reference(X, *params) -> Y`` is given (written with ``autograd.numpy``),
-    with autograd (tolerance ``autograd_tol``): the input and parameter
-    Jacobians, the VJP and the parameter gradients, the JVP, the identity
-    <u, J v> = <J^T u, v>, and the curvature sum_k g_k hess_x(y_k) used by
-    ``backward_second``. Returns a CheckReport; missing methods are reported as
-    not implemented yet.
+    Compared with central finite differences of ``forward`` (tolerance ``fd_tol``,
+    ``fd2_tol`` for second derivatives) and, if ``reference(X, *params) -> Y``
+    is given (written with ``autograd.numpy``), with autograd (``autograd_tol``):
+    the Jacobians, the VJPs and the JVP, the batched products, the Gram block,
+    the three curvature blocks and their product, and ``backward_second``, each
+    at random weights G, tangents and matrices. Returns a CheckReport.
     """
     rng = np.random.default_rng(rng)
     X = as_batch(X, f"check_module({module!r})", module.in_features, name="X")
     Y = module(X)
-    B, m = X.shape
-    o, p = Y.shape[1], module.num_params
+    (B, m), o, p = X.shape, Y.shape[1], module.num_params
+    params = module.parameters()
     G = rng.standard_normal((B, o))
-    dX = rng.standard_normal((B, m))
-    dth = [rng.standard_normal(P.shape) for P in module.params.values()]
-    dth_flat = np.concatenate([d.ravel() for d in dth]) if dth else np.zeros(0)
+    A = rng.standard_normal((B, o, 2))
+    H = rng.standard_normal((B, o, o))
+    H = H + H.transpose(0, 2, 1)
+    dX, dt = rng.standard_normal((B, m)), rng.standard_normal(p)
+    dparams = unflatten(dt, params)
 
-    refs = [("finite-d", fd_tol, *_fd_jacobians(module, X, eps),
-             lambda Gw: _fd_curvature(module, X, Gw, 1e-4))]
+    refs = [("finite-d", fd_tol, fd2_tol, _finite_differences(module, X, G))]
     if reference is not None:
-        refs.append(("autograd", autograd_tol,
-                     *_autograd_jacobians(reference, X, list(module.params.values()))))
+        refs.append(("autograd", autograd_tol, autograd_tol,
+                     _autograd_references(reference, X, params, G)))
     report = CheckReport(repr(module))
-    for ref_name, tol, Jx, Jt, curv in refs:
-        fd_scale = 100 if ref_name == "finite-d" else 1   # second differences lose digits
-        add = report.comparisons.append
-        add(_attempt("input_jacobian", ref_name,
-                     lambda: compare("input_jacobian", module.input_jacobian(), Jx, tol, ref_name), tol))
-        if p:
-            add(_attempt("param_jacobian", ref_name,
-                         lambda: compare("param_jacobian", module.param_jacobian(), Jt, tol, ref_name), tol))
-
-        def vjp_x():
-            return compare("vjp (input)", module.vjp(G)[0], np.einsum("bom,bo->bm", Jx, G), tol, ref_name)
-        add(_attempt("vjp (input)", ref_name, vjp_x, tol))
-        if p:
-            def vjp_t():
-                got = np.concatenate([g.ravel() for g in module.vjp(G)[1]])
-                return compare("vjp (params)", got, np.einsum("bop,bo->p", Jt, G), tol, ref_name)
-            add(_attempt("vjp (params)", ref_name, vjp_t, tol))
-
-        def jvp():
-            want = np.einsum("bom,bm->bo", Jx, dX) + Jt @ dth_flat
-            return compare("jvp", module.jvp(dX, dth if p else None), want, tol, ref_name)
-        add(_attempt("jvp", ref_name, jvp, tol))
-
-        def curvature():
-            got = module.backward_second(G, np.zeros((B, o, o)))[1]
-            return compare("curvature (x, x)", got, curv(G), tol * fd_scale, ref_name)
-        add(_attempt("curvature (x, x)", ref_name, curvature, tol * fd_scale))
-
-    def duality():
-        # <G, J v> = <J^T G, v>: VJP and JVP describe the same Jacobian
-        left = np.sum(G * module.jvp(dX, dth if p else None))
-        GX, gt = module.vjp(G)
-        right = np.sum(GX * dX) + sum(np.sum(g * d) for g, d in zip(gt, dth))
-        return compare("<u, J v> = <J^T u, v>", left, right, autograd_tol * 100, "itself")
-    report.comparisons.append(_attempt("<u, J v> = <J^T u, v>", "itself", duality, 1e-8))
+    for name, tol, tol2, (Jx, Jt, Cxx, Cxp, Cpp) in refs:
+        first = [
+            ("input_jacobian", module.input_jacobian, Jx),
+            ("param_jacobian", module.param_jacobian, Jt),
+            ("vjp_input", lambda: module.vjp_input(G), np.einsum("bom,bo->bm", Jx, G)),
+            ("vjp_params", lambda: flatten(module.vjp_params(G)), np.einsum("bop,bo->p", Jt, G)),
+            ("jvp", lambda: [module.jvp(dX, dparams), module.jvp(dX, None), module.jvp(None, dparams)],
+             [np.einsum("bom,bm->bo", Jx, dX) + Jt @ dt, np.einsum("bom,bm->bo", Jx, dX), Jt @ dt]),
+            ("vjp_input_many", lambda: module.vjp_input_many(A), np.einsum("bom,bok->bmk", Jx, A)),
+            ("vjp_params_many", lambda: module.vjp_params_many(A), np.einsum("bop,bok->bpk", Jt, A)),
+            ("vjp_params_sum", lambda: module.vjp_params_sum(A), np.einsum("bop,bok->pk", Jt, A)),
+            ("gram_params", lambda: module.gram_params(H), np.einsum("bop,boq,bqr->pr", Jt, H, Jt)),
+        ]
+        Cx = np.einsum("bij,bj->bi", Cxx, dX) + Cxp @ dt
+        Ct = np.einsum("bjq,bj->q", Cxp, dX) + Cpp @ dt
+        second = [
+            ("curvature_xx", lambda: module.curvature_xx(G), Cxx),
+            ("curvature_xp", lambda: module.curvature_xp(G), Cxp),
+            ("curvature_pp", lambda: module.curvature_pp(G), Cpp),
+            ("curvature_vp", lambda: _curvature_products(module, G, dX, dparams),
+             np.concatenate([Cx.ravel(), Ct, np.einsum("bij,bj->bi", Cxx, dX).ravel(),
+                             np.einsum("bjq,bj->q", Cxp, dX), (Cxp @ dt).ravel(), Cpp @ dt])),
+            ("backward_second", lambda: flatten(module.backward_second(G, H)),
+             flatten([np.einsum("bom,bo->bm", Jx, G),
+                      np.einsum("bom,boq,bqr->bmr", Jx, H, Jx) + Cxx])),
+        ]
+        for method, compute, want in first:
+            if p or method in ("input_jacobian", "vjp_input", "jvp", "vjp_input_many"):
+                report.comparisons.append(_attempt(method, name, tol, _stacked(compute),
+                                                   flatten(want) if isinstance(want, list) else want))
+        for method, compute, want in second:
+            if p or method in ("curvature_xx", "curvature_vp", "backward_second"):
+                report.comparisons.append(_attempt(method, name, tol2, compute, want))
     return report
 
 
+def _stacked(compute):
+    """compute(), a list of arrays flattened into one vector."""
+    def run():
+        got = compute()
+        return flatten(got) if isinstance(got, list) else got
+    return run
+
+
+def _curvature_products(module, G, dX, dparams):
+    """curvature_vp at (dx, dtheta), (dx, 0) and (0, dtheta), flattened in that
+    order, each as (input part, parameter part)."""
+    out = []
+    for a, b in ((dX, dparams), (dX, None), (None, dparams)):
+        sx, st = module.curvature_vp(G, a, b)
+        out += [np.ravel(sx), flatten(st)]
+    return np.concatenate(out)
+
+
 # ------------------------------------------------------------------- losses
-def check_loss(loss, Y, T, reference=None, *, eps=EPS, fd_tol=FD_TOL, autograd_tol=AUTOGRAD_TOL):
-    """Check a loss's gradient (B, o) and per-sample Hessians (B, o, o) at (Y, T)
-    against finite differences and, if ``reference(Y, T) -> scalar batch loss``
-    is given (autograd.numpy, T as one-hot rows), against autograd."""
+def check_loss(loss, Y, T, reference=None, *, eps=EPS, fd_tol=FD_TOL, fd2_tol=FD2_TOL,
+               autograd_tol=AUTOGRAD_TOL, rng=0):
+    """Check a loss's gradient (B, o), per-sample Hessians (B, o, o) and
+    Hessian-vector product at (Y, T) against finite differences of its value
+    and, if ``reference(Y, T) -> batch loss`` is given (autograd.numpy, T as
+    float rows), against autograd."""
     value = loss(Y, T)
     Y, Trows = loss.Y, loss.T
-    B, o = Y.shape
-    report = CheckReport(repr(loss))
+    (B, o) = Y.shape
+    dY = np.random.default_rng(rng).standard_normal((B, o))
 
-    def f(Z):
-        return float(np.mean(loss.value_per_sample(Z, Trows)))
-    g_fd = np.zeros_like(Y)
-    H_fd = np.zeros((B, o, o))
-    for i in range(o):
+    def values(Z):
+        return loss.value_per_sample(Z, Trows) / B
+
+    def unit(i, h):
         E = np.zeros_like(Y)
-        E[:, i] = eps
-        # per-sample values are independent, so perturb column i of every row
-        up, down = loss.value_per_sample(Y + E, Trows), loss.value_per_sample(Y - E, Trows)
-        g_fd[:, i] = (up - down) / (2 * eps) / B
-        # second differences of the value alone, so a wrong gradient cannot hide here
-        h = 1e-4
-        for j in range(o):
-            Ei, Ej = np.zeros_like(Y), np.zeros_like(Y)
-            Ei[:, i], Ej[:, j] = h, h
-            v = [loss.value_per_sample(Y + si * Ei + sj * Ej, Trows)
-                 for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
-            H_fd[:, i, j] = (v[0] - v[1] - v[2] + v[3]) / (4 * h * h) / B
-    loss(Y, T)
-    refs = [("finite-d", fd_tol, value, g_fd, H_fd)]
+        E[:, i] = h
+        return E
+    # samples are independent, so column i of every row is perturbed at once
+    g_fd = np.stack([(values(Y + unit(i, eps)) - values(Y - unit(i, eps))) / (2 * eps)
+                     for i in range(o)], axis=1)
+    H_fd = np.stack([np.stack([
+        (values(Y + unit(i, EPS2) + unit(j, EPS2)) - values(Y + unit(i, EPS2) - unit(j, EPS2))
+         - values(Y - unit(i, EPS2) + unit(j, EPS2)) + values(Y - unit(i, EPS2) - unit(j, EPS2)))
+        / (4 * EPS2 ** 2) for j in range(o)], axis=1) for i in range(o)], axis=1)
+    loss(Y, T)                                        # back to the point being checked
+    refs = [("finite-d", fd_tol, fd2_tol, None, g_fd, H_fd)]
     if reference is not None:
         import autograd
-        val = float(reference(Y, Trows))
-        g_ag = autograd.grad(lambda Z: reference(Z, Trows))(Y)
         H_full = autograd.hessian(lambda Z: reference(Z, Trows))(Y)        # (B, o, B, o)
-        refs.append(("autograd", autograd_tol, val, g_ag, np.einsum("bibj->bij", H_full)))
-    for ref_name, tol, val, g, H in refs:
+        refs.append(("autograd", autograd_tol, autograd_tol, float(reference(Y, Trows)),
+                     autograd.grad(lambda Z: reference(Z, Trows))(Y),
+                     np.einsum("bibj->bij", H_full)))
+    report = CheckReport(repr(loss))
+    for name, tol, tol2, val, g, H in refs:
         add = report.comparisons.append
-        if ref_name == "autograd":
-            add(compare("value", value, val, tol, ref_name))
-        add(_attempt("gradient", ref_name, lambda: compare("gradient", loss.backward(), g, tol, ref_name), tol))
-        htol = tol * (100 if ref_name == "finite-d" else 1)      # second differences lose digits
-        add(_attempt("hessian", ref_name, lambda: compare("hessian", loss.hessian(), H, htol, ref_name), htol))
+        if val is not None:
+            add(compare("value", value, val, tol, name))
+        add(_attempt("gradient", name, tol, loss.backward, g))
+        add(_attempt("hessian", name, tol2, loss.hessian, H))
+        add(_attempt("hvp", name, tol2, lambda: loss.hvp(dY), np.einsum("bij,bj->bi", H, dY)))
     return report
 
 
 # -------------------------------------------------------------------- models
 def check_model(model, loss, X, T, *, rng=0, eps=EPS, fd_tol=FD_TOL):
     """Check ``grad``, ``hvp`` and ``ggn_vp`` of a whole model against central
-    differences of the loss (and of ``grad``), in one random direction."""
-    from .derivatives import ggn_vp, grad, hvp, parameters_to_vector, vector_to_parameters
-    from .derivatives import jacobian
+    differences of the loss (and of ``grad``) and against J^T H J v built from
+    ``jacobian``, in one random direction."""
+    from .derivatives import (ggn_vp, grad, hvp, jacobian, parameters_to_vector,
+                              vector_to_parameters)
 
-    rng = np.random.default_rng(rng)
     w = parameters_to_vector(model)
-    v = rng.standard_normal(w.shape)
+    v = np.random.default_rng(rng).standard_normal(w.shape)
 
     def L(wv):
         vector_to_parameters(wv, model)
         return loss(model(X), T)
+
+    def grad_at(wv):
+        vector_to_parameters(wv, model)
+        return grad(model, loss, X, T)
     g_fd = np.array([(L(w + eps * e) - L(w - eps * e)) / (2 * eps) for e in np.eye(w.size)])
-    vector_to_parameters(w + eps * v, model)
-    gp = grad(model, loss, X, T)
-    vector_to_parameters(w - eps * v, model)
-    gm = grad(model, loss, X, T)
+    Hv_fd = (grad_at(w + eps * v) - grad_at(w - eps * v)) / (2 * eps)
     vector_to_parameters(w, model)
-    Hv_fd = (gp - gm) / (2 * eps)
     J = jacobian(model, X)
     loss(model(X), T)
-    Gv_ref = np.einsum("bon,bop,bp->n", J, loss.hessian(), np.einsum("bpn,n->bp", J, v))
+    Gv_ref = np.einsum("bon,bop,bp->n", J, loss.hessian(), J @ v)
     report = CheckReport(f"{model!r} with {loss!r}")
     report.comparisons += [
         compare("grad", grad(model, loss, X, T), g_fd, fd_tol, "finite-d"),

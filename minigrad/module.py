@@ -1,71 +1,125 @@
-"""The module protocol: a map y = f(x, theta) from a batch X (B, m) to Y (B, o)
-that knows its first and second derivatives.
+"""The module protocol: what a module knows about its own derivatives.
 
-Notation used in every docstring: B samples, m inputs, o outputs, p parameters
-of this module; J_x (o x m) and J_theta (o x p) are the per-sample Jacobians in
-numerator layout (outputs x inputs). A subclass must provide ``forward`` and
-either the explicit Jacobians or the products; every other method has a default
-built from ``input_jacobian``, ``param_jacobian`` and ``second_contraction``.
+A module maps a batch X (B, m) to Y (B, o), one sample at a time: y = f(x, theta)
+with x in R^m, y in R^o and theta its p parameters (the arrays of ``params``,
+each flattened row-major, in order). Per sample, J_x (o x m) and J_theta (o x p)
+are its Jacobians in numerator layout, and for a weight vector g in R^o
+
+    C(g) = sum_k g_k hess y_k,   the Hessian over the joint variable (x, theta),
+
+is its own curvature, with blocks C_xx (m x m), C_xp (m x p) and C_pp (p x p).
+Every method is evaluated at the module's last input ``self.input``.
+
+A module gives ``forward(X)`` and
+
+- first order, one of:
+    the Jacobians  ``input_jacobian()`` (B, o, m) and ``param_jacobian()`` (B, o, p);
+    the products   ``jvp(dX, dparams)`` (B, o), and for speed ``vjp_input(G)``
+                   (B, m) and ``vjp_params(G)`` (one array per parameter);
+- second order, one of:
+    the blocks     ``curvature_xx(G)`` (B, m, m), ``curvature_xp(G)`` (B, m, p),
+                   ``curvature_pp(G)`` (p, p), None for a zero block;
+    the product    ``curvature_vp(G, dX, dparams)``.
+
+Everything else is derived from what is given: the missing route, and the
+batched products that the derivatives of a whole model are built from,
+``vjp_input_many``, ``vjp_params_many``, ``vjp_params_sum`` and ``gram_params``
+(a layer with structure, such as ``Linear``, overrides them). A module without
+parameters gives neither ``param_jacobian`` nor the p-blocks. When neither route
+is given, the call raises NotImplementedError naming the methods to write.
 """
 import numpy as np
 
-from ._validate import as_batch, trusted_batch
+from ._validate import as_batch, finite_result
 
-__all__ = ["Module"]
+__all__ = ["Module", "flatten", "unflatten"]
 
-
-def _flatten_into(arrays, out):
-    """Write the arrays, each flattened row-major, one after another into the
-    vector out (their total size)."""
-    k = 0
-    for a in arrays:
-        out[k:k + a.size] = a.ravel()
-        k += a.size
+FIRST_ORDER = ("give input_jacobian and param_jacobian (the Jacobians), "
+               "or jvp (the products)")
+SECOND_ORDER = ("give curvature_xx, curvature_xp and curvature_pp (the blocks, None "
+                "for a zero block), or curvature_vp (the product)")
 
 
-class Module:
-    """Base class of every layer and activation.
+def flatten(arrays):
+    """The arrays, each flattened row-major, one after another: (sum of sizes,)."""
+    return np.concatenate([np.ravel(a) for a in arrays]) if arrays else np.zeros(0)
 
-    Parameters live in ``self.params`` (name -> array, in flattening order; each
-    array flattens row-major); ``self.grads`` holds their accumulated gradients.
-    Calling the module (``module(X)``) checks ``X`` and caches it: every
-    derivative method below is evaluated at the last input.
-    """
 
-    #: number of input columns, or None for "any width" (activations)
+def unflatten(v, like):
+    """Split the vector v into arrays shaped like the arrays ``like`` (the inverse
+    of ``flatten``)."""
+    out, k = [], 0
+    for P in like:
+        out.append(v[k:k + P.size].reshape(P.shape))
+        k += P.size
+    return out
+
+
+class Cached:
+    """One cache for modules and losses: ``cached(key, compute)`` runs compute()
+    once per call of the object; each call starts with an empty cache."""
+
+    def cached(self, key, compute):
+        memo = self.__dict__.setdefault("_memo", {})
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
+    def _forget(self):
+        self._memo = {}
+
+
+class Module(Cached):
+    """Base class of every layer and activation (see the module docstring for
+    the protocol). ``params`` maps names to arrays; ``grads`` holds the gradients
+    that ``backward`` accumulates."""
+
+    #: the input width m, or None for "any width" (activations)
     in_features = None
 
     def __init__(self):
         self.params = {}
         self.grads = {}
-        self.X = None
+        self._input = self._output = None
 
     # ----------------------------------------------------------- forward
     def __call__(self, X):
-        if not trusted_batch(X, self.in_features):
-            X = as_batch(X, repr(self), self.in_features)   # converts or raises
-        self.X = X
-        self._cache = None                # every call starts a fresh cache
-        Y = self.forward(X)
-        return Y
+        """Y = forward(X) for X (B, m), checked: remembers ``input`` and ``output``."""
+        Y = self._run(as_batch(X, repr(self), self.in_features))
+        return finite_result(Y, repr(self), "output")
 
-    def _cached(self, key, compute):
-        """compute() once per input batch: the cache belongs to the array
-        ``self.X`` and is dropped as soon as the module sees another input."""
-        cache = self.__dict__.get("_cache")
-        if cache is None or cache[None] is not self.X:
-            cache = self.__dict__["_cache"] = {None: self.X}
-        if key not in cache:
-            cache[key] = compute()
-        return cache[key]
+    def _run(self, X):
+        """forward at an X already known to be a finite float64 batch: the
+        width and the output's shape are checked, not every entry."""
+        if self.in_features is not None and X.shape[1] != self.in_features:
+            raise ValueError(f"{self!r}: expected input of shape (B, {self.in_features}), "
+                             f"got shape {X.shape}")
+        self._input, self._output = X, None
+        self._forget()
+        Y = self.forward(X)
+        if not isinstance(Y, np.ndarray) or Y.ndim != 2 or Y.shape[0] != X.shape[0]:
+            raise ValueError(f"{self!r}: forward must return an array of shape (B, o) with "
+                             f"B = {X.shape[0]}, got {getattr(Y, 'shape', type(Y).__name__)}")
+        self._output = Y
+        return Y
 
     def forward(self, X):
         """Y = f(X): (B, m) -> (B, o)."""
         raise NotImplementedError(f"{type(self).__name__}.forward")
 
-    def out_features(self, m):
-        """Output width for an input of width m (same width by default)."""
-        return m
+    @property
+    def input(self):
+        """The last input X (B, m), at which every derivative is evaluated."""
+        if self._input is None:
+            raise ValueError(f"{self!r}: call the module on a batch X before asking for "
+                             "its derivatives")
+        return self._input
+
+    @property
+    def output(self):
+        """The last output Y (B, o)."""
+        self.input                                   # the same error before any call
+        return self._output
 
     # -------------------------------------------------------- parameters
     def parameters(self):
@@ -75,75 +129,90 @@ class Module:
     @property
     def num_params(self):
         """p, the number of scalar parameters."""
-        return sum(P.size for P in self.params.values())
+        return sum(P.size for P in self.parameters())
 
     def zero_grad(self):
         for name, P in self.params.items():
             self.grads[name] = np.zeros_like(P)
 
-    def _split(self, theta):
-        """Split a flat vector (p,) into arrays shaped like the parameters."""
-        out, k = [], 0
-        for P in self.params.values():
-            out.append(theta[k:k + P.size].reshape(P.shape))
-            k += P.size
-        return out
+    def _gives(self, name):
+        """True when the module's class defines the method ``name`` (not Module's default)."""
+        return getattr(type(self), name) is not getattr(Module, name)
 
-    def _need_input(self):
-        if self.X is None:
-            raise ValueError(f"{self!r}: call the module on a batch before asking for derivatives")
-        return self.X
+    def _columns(self, apply, count):
+        """Stack apply(e_q) for the unit vectors e_q, q < count, as the last axis."""
+        return np.stack([apply(q) for q in range(count)], axis=-1)
+
+    def _unit_params(self, q):
+        """The parameter tangent e_q, shaped like the parameters."""
+        e = np.zeros(self.num_params)
+        e[q] = 1.0
+        return unflatten(e, self.parameters())
+
+    def _unit_input(self, j):
+        """The input tangent with ones in column j: (B, m)."""
+        E = np.zeros_like(self.input)
+        E[:, j] = 1.0
+        return E
 
     # ------------------------------------------------------- first order
     def input_jacobian(self):
-        """J_x per sample: (B, o, m), J[b, i, j] = d y_bi / d x_bj."""
-        raise NotImplementedError(f"{type(self).__name__}.input_jacobian")
+        """J_x per sample: (B, o, m), J[b, i, j] = d y_bi / d x_bj.
+        Default: m forward-mode products, J_x e_j = jvp(e_j)."""
+        if not self._gives("jvp"):
+            raise NotImplementedError(f"{type(self).__name__}.input_jacobian: {FIRST_ORDER}")
+        return self.cached("input_jacobian", lambda: self._columns(
+            lambda j: self.jvp(self._unit_input(j), None), self.input.shape[1]))
 
     def param_jacobian(self):
-        """J_theta per sample: (B, o, p), J[b, i, q] = d y_bi / d theta_q."""
-        X = self._need_input()
-        return np.zeros((X.shape[0], self.out_features(X.shape[1]), 0))
-
-    def vjp(self, G):
-        """Vector-Jacobian product at the cached input.
-
-        G: (B, o), the gradient of a scalar w.r.t. Y.
-        Returns (G_X, grads): G_X = J_x^T G per sample, (B, m), and the parameter
-        gradients J_theta^T G summed over the batch, one array per parameter.
-        """
-        GX = np.einsum("bom,bo->bm", self.input_jacobian(), G)
-        g = np.einsum("bop,bo->p", self.param_jacobian(), G)
-        return GX, self._split(g)
-
-    def backward(self, G):
-        """Backpropagate G (B, o): accumulate parameter gradients, return G_X (B, m)."""
-        GX, grads = self.vjp(G)
-        for (name, P), g in zip(self.params.items(), grads):
-            self.grads[name] = self.grads.get(name, np.zeros_like(P)) + g
-        return GX
+        """J_theta per sample: (B, o, p), J[b, i, q] = d y_bi / d theta_q.
+        Default: p forward-mode products, J_theta e_q = jvp(None, e_q)."""
+        if not self.num_params:
+            return np.zeros(self.output.shape + (0,))
+        if not self._gives("jvp"):
+            raise NotImplementedError(f"{type(self).__name__}.param_jacobian: {FIRST_ORDER}")
+        return self.cached("param_jacobian", lambda: self._columns(
+            lambda q: self.jvp(None, self._unit_params(q)), self.num_params))
 
     def jvp(self, dX=None, dparams=None):
-        """Jacobian-vector product (forward mode) at the cached input.
-
+        """Jacobian-vector product: dY = J_x dx + J_theta dtheta per sample, (B, o).
         dX: (B, m) or None (zero); dparams: arrays shaped like the parameters, or
-        None (zero). Returns dY = J_x dX + J_theta dtheta, (B, o).
-        """
-        X = self._need_input()
-        dY = np.zeros((X.shape[0], self.out_features(X.shape[1])))
+        None (zero)."""
+        if not self._gives("input_jacobian"):
+            raise NotImplementedError(f"{type(self).__name__}.jvp: {FIRST_ORDER}")
+        dY = np.zeros(self.output.shape)
         if dX is not None:
-            dY = dY + np.einsum("bom,bm->bo", self.input_jacobian(), dX)
+            dY += np.einsum("bom,bm->bo", self.input_jacobian(), dX)
         if dparams is not None and self.num_params:
-            theta = np.concatenate([d.ravel() for d in dparams])
-            dY = dY + self.param_jacobian() @ theta
+            dY += self.param_jacobian() @ flatten(dparams)
         return dY
 
-    # ---------------------------- batched products (Jacobians, Hessians)
+    def vjp_input(self, G):
+        """Vector-Jacobian product for the input: J_x^T g per sample, G (B, o) -> (B, m)."""
+        return np.einsum("bom,bo->bm", self.input_jacobian(), G)
+
+    def vjp_params(self, G):
+        """Vector-Jacobian product for the parameters, summed over the batch:
+        sum_b J_theta^T g_b, one array per parameter (shaped like it)."""
+        if not self.num_params:
+            return []
+        return unflatten(np.einsum("bop,bo->p", self.param_jacobian(), G), self.parameters())
+
+    def backward(self, G):
+        """Backpropagate G (B, o): add ``vjp_params(G)`` to ``grads``, return ``vjp_input(G)``."""
+        for (name, P), g in zip(self.params.items(), self.vjp_params(G)):
+            self.grads[name] = self.grads.get(name, np.zeros_like(P)) + g
+        return self.vjp_input(G)
+
+    # ------------------------------------------- batched products (k columns)
     def vjp_input_many(self, A):
-        """J_x^T A per sample: A (B, o, k) -> (B, m, k)."""
+        """J_x^T A per sample, for k vectors at once: A (B, o, k) -> (B, m, k)."""
         return np.einsum("bom,bok->bmk", self.input_jacobian(), A)
 
     def vjp_params_many(self, A):
         """J_theta^T A per sample: A (B, o, k) -> (B, p, k)."""
+        if not self.num_params:
+            return np.zeros((A.shape[0], 0, A.shape[2]))
         return np.einsum("bop,bok->bpk", self.param_jacobian(), A)
 
     def vjp_params_sum(self, A):
@@ -151,111 +220,67 @@ class Module:
         return self.vjp_params_many(A).sum(axis=0)
 
     def gram_params(self, H):
-        """sum_b J_theta^T H_b J_theta: H (B, o, o) -> (p, p)."""
+        """sum_b J_theta^T H_b J_theta for H (B, o, o): (p, p), this module's
+        diagonal block of a Gauss-Newton matrix."""
         J = self.param_jacobian()
-        return np.einsum("bop,boq,bqr->pr", J, H, J)
+        return np.einsum("bop,boq->pq", J, H @ J)
 
     # ------------------------------------------------------ second order
-    def second_contraction(self, G):
-        """The curvature of the module itself, weighted by G (B, o):
-        C = sum_k G_k * hess(y_k) over the joint variable (x, theta).
+    def curvature_xx(self, G):
+        """C_xx = sum_k g_k d^2 y_k / dx dx^T per sample: (B, m, m), or None for zero.
+        Default: m products, C_xx e_j = curvature_vp(G, e_j)[0]."""
+        if not self._gives("curvature_vp"):
+            raise NotImplementedError(f"{type(self).__name__}.curvature_xx: {SECOND_ORDER}")
+        return self._columns(lambda j: self.curvature_vp(G, self._unit_input(j), None)[0],
+                             self.input.shape[1])
 
-        Returns (C_xx (B, m, m), C_xtheta (B, m, p), C_thetatheta (p, p), the last
-        summed over the batch); None stands for a zero block.
-        """
-        raise NotImplementedError(f"{type(self).__name__}.second_contraction")
+    def curvature_xp(self, G):
+        """C_xp = sum_k g_k d^2 y_k / dx dtheta^T per sample: (B, m, p), or None."""
+        if not self.num_params:
+            return None
+        if not self._gives("curvature_vp"):
+            raise NotImplementedError(f"{type(self).__name__}.curvature_xp: {SECOND_ORDER}")
+        return self._columns(lambda q: self.curvature_vp(G, None, self._unit_params(q))[0],
+                             self.num_params)
 
-    def second_vjp(self, G, dX=None, dparams=None):
-        """C (dx, dtheta) for C = sum_k G_k hess(y_k): the term that turns a
-        Gauss-Newton-vector product into a Hessian-vector product.
+    def curvature_pp(self, G):
+        """C_pp = sum_b sum_k g_bk d^2 y_bk / dtheta dtheta^T: (p, p), or None."""
+        if not self.num_params:
+            return None
+        if not self._gives("curvature_vp"):
+            raise NotImplementedError(f"{type(self).__name__}.curvature_pp: {SECOND_ORDER}")
+        return self._columns(
+            lambda q: flatten(self.curvature_vp(G, None, self._unit_params(q))[1]),
+            self.num_params)
 
-        Returns (B, m) for the input part and one array per parameter (summed
-        over the batch) for the parameter part.
-        """
-        X = self._need_input()
-        Cxx, Cxt, Ctt = self.second_contraction(G)
-        sx = np.zeros_like(X)
-        st = np.zeros(self.num_params)
-        theta = None if dparams is None or not self.num_params else \
-            np.concatenate([d.ravel() for d in dparams])
+    def curvature_vp(self, G, dX=None, dparams=None):
+        """C(g) applied to (dx, dtheta): returns (C_xx dx + C_xp dtheta per sample,
+        (B, m); and C_px dx + C_pp dtheta summed over the batch, one array per
+        parameter). The term that turns a Gauss-Newton-vector product into a
+        Hessian-vector product."""
+        if not any(self._gives(name) for name in ("curvature_xx", "curvature_xp", "curvature_pp")):
+            raise NotImplementedError(f"{type(self).__name__}.curvature_vp: {SECOND_ORDER}")
+        Cxx, Cxp, Cpp = self.curvature_xx(G), self.curvature_xp(G), self.curvature_pp(G)
+        theta = flatten(dparams) if dparams is not None and self.num_params else None
+        sx, st = np.zeros(self.input.shape), np.zeros(self.num_params)
         if dX is not None and Cxx is not None:
-            sx = sx + np.einsum("bij,bj->bi", Cxx, dX)
-        if theta is not None and Cxt is not None:
-            sx = sx + Cxt @ theta
-        if dX is not None and Cxt is not None:
-            st = st + np.einsum("bjq,bj->q", Cxt, dX)
-        if theta is not None and Ctt is not None:
-            st = st + Ctt @ theta
-        return sx, self._split(st)
+            sx += np.einsum("bij,bj->bi", Cxx, dX)
+        if theta is not None and Cxp is not None:
+            sx += Cxp @ theta
+        if dX is not None and Cxp is not None:
+            st += np.einsum("bjq,bj->q", Cxp, dX)
+        if theta is not None and Cpp is not None:
+            st += Cpp @ theta
+        return sx, unflatten(st, self.parameters())
 
     def backward_second(self, G, H):
-        """Carry the gradient and Hessian of a scalar loss from Y back to X.
-
-        G: (B, o) and H: (B, o, o), per sample. Returns (G_X, H_X) with
-        G_X = J_x^T G and H_X = J_x^T H J_x + sum_k G_k hess_x(y_k), the
-        composition formula, of shapes (B, m) and (B, m, m).
-        """
-        GX, _ = self.vjp(G)
-        T = self.vjp_input_many(H)                       # J_x^T H: (B, m, o)
-        HX = self.vjp_input_many(T.transpose(0, 2, 1))   # J_x^T H J_x
-        Cxx = self.second_contraction(G)[0]
-        return GX, HX if Cxx is None else HX + Cxx
-
-    # ----------------------------------------------------------------------
-    # Internal fast paths used by ``minigrad.derivatives``. Each default is
-    # built from the public methods above, so a subclass that only overrides
-    # those (a learner's new module) stays exact; built-in modules override
-    # these with their structure (Kronecker products, diagonals).
-    def _vjp_input(self, G):
-        """J_x^T G per sample, without the parameter gradients: (B, o) -> (B, m)."""
-        return self.vjp(G)[0]
-
-    def _param_grads(self, G):
-        """J_theta^T G summed over the batch, one array per parameter."""
-        return self.vjp(G)[1]
-
-    def _param_grads_into(self, G, out):
-        """``_param_grads(G)`` flattened row-major, written into out (p,), the
-        module's slice of the flat gradient."""
-        _flatten_into(self._param_grads(G), out)
-
-    def _rows_input(self, A):
-        """A J_x per sample, rows pulled back through the module:
-        A (B, k, o) -> (B, k, m)."""
-        return self.vjp_input_many(A.transpose(0, 2, 1)).transpose(0, 2, 1)
-
-    def _rows_params(self, A, out=None):
-        """A J_theta per sample: A (B, k, o) -> (B, k, p), written into ``out``
-        when given."""
-        R = self.vjp_params_many(A.transpose(0, 2, 1)).transpose(0, 2, 1)
-        if out is None:
-            return R
-        out[...] = R
-        return out
-
-    def _gram_params_into(self, H, out):
-        """out[...] = sum_b J_theta^T H_b J_theta for H (B, o, o); out is a
-        (p, p) view into the full matrix, written in place."""
-        out[...] = self.gram_params(H)
-
-    def _second_vjp(self, G, dX, dparams, need_x):
-        """``second_vjp`` for the R-op: (input part (B, m) or None when not
-        needed, one array or None (a zero) per parameter)."""
-        sx, sg = self.second_vjp(G, dX, dparams)
-        return (sx if need_x else None), sg
-
-    def _add_curvature(self, G, Hxx, Hxt):
-        """Add the module's own curvature C = sum_k G_k hess(y_k) to the
-        blocks carried backwards: returns (Hxx + C_xx, Hxt + C_xtheta, C_thth).
-        Hxx (B, m, m) or Hxt (B, m, p) may be None (not needed); C_thth (p, p)
-        is summed over the batch, None when zero."""
-        Cxx, Cxt, Ctt = self.second_contraction(G)
-        if Hxx is not None and Cxx is not None:
-            Hxx = Hxx + Cxx
-        if Hxt is not None and Cxt is not None:
-            Hxt = Hxt + Cxt
-        return Hxx, Hxt, Ctt
+        """Carry the gradient and Hessian of a scalar loss from the output back to
+        the input. G: (B, o) and H: (B, o, o), per sample. Returns (G_X, H_X),
+        G_X = J_x^T g and H_X = J_x^T H J_x + C_xx(g), the composition formula."""
+        T = self.vjp_input_many(H)                        # J_x^T H: (B, m, o)
+        HX = self.vjp_input_many(T.transpose(0, 2, 1))    # J_x^T H J_x (H symmetric)
+        C = self.curvature_xx(G)
+        return self.vjp_input(G), HX if C is None else HX + C
 
     def __repr__(self):
         return f"{type(self).__name__}()"
-

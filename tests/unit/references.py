@@ -67,7 +67,7 @@ def model_fn(model):
 def objective(model, loss, X, T):
     """w -> batch loss, for autograd.grad / autograd.hessian."""
     f, L = model_fn(model), loss_fn(loss)
-    o = model.out_features(X.shape[1])
+    o = model(X).shape[1]
     T = np.asarray(T)
     rows = np.eye(o)[T] if T.ndim == 1 else T.astype(float)
     return lambda w: L(f(w, X), rows)

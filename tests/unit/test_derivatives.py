@@ -17,7 +17,7 @@ def setup(loss=None, seed=0):
     model = mg.Sequential(mg.Linear(3, 5, rng=rng), mg.Tanh(), mg.Linear(5, 4, rng=rng),
                           mg.Sigmoid(), mg.Linear(4, 3, rng=rng))
     X = rng.standard_normal((6, 3))
-    T = rng.integers(0, 3, 6)
+    T = np.eye(3)[rng.integers(0, 3, 6)]          # one-hot rows: a target for every loss
     return model, loss or mg.SoftmaxCrossEntropy(), X, T
 
 

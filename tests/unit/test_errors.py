@@ -16,7 +16,7 @@ T = np.array([0, 1, 0, 1, 1])
 
 
 def test_wrong_input_width_names_the_layer_and_shapes():
-    with pytest.raises(ValueError, match=r"Linear\(3, 4\): expected input of shape \(B, 3\), got shape \(5, 2\)"):
+    with pytest.raises(ValueError, match=r"Sequential\(Linear\(3, 4\), Tanh\(\), Linear\(4, 2\)\): expected input of shape \(B, 3\), got shape \(5, 2\)"):
         model()(np.ones((5, 2)))
 
 
@@ -28,14 +28,14 @@ def test_one_dimensional_input_is_rejected():
 def test_nan_input_is_rejected_with_its_index():
     Xn = X.copy()
     Xn[2, 1] = np.nan
-    with pytest.raises(ValueError, match=r"Linear\(3, 4\): input of shape \(5, 3\) has a non-finite value \(nan\) at index \(2, 1\)"):
+    with pytest.raises(ValueError, match=r"Sequential\(Linear\(3, 4\), Tanh\(\), Linear\(4, 2\)\): input of shape \(5, 3\) has a non-finite value \(nan\) at index \(2, 1\)"):
         model()(Xn)
 
 
 def test_infinite_input_to_a_derivative_function_is_rejected():
     Xi = X.copy()
     Xi[0, 0] = np.inf
-    with pytest.raises(ValueError, match=r"grad: X of shape \(5, 3\) has a non-finite value \(inf\)"):
+    with pytest.raises(ValueError, match=r"Sequential\(Linear\(3, 4\), Tanh\(\), Linear\(4, 2\)\): input of shape \(5, 3\) has a non-finite value \(inf\)"):
         mg.grad(model(), mg.MSELoss(), Xi, np.zeros((5, 2)))
 
 
@@ -50,7 +50,7 @@ def test_negative_label():
 
 
 def test_target_shape_mismatch():
-    with pytest.raises(ValueError, match=r"MSELoss\(\): expected targets of shape \(5,\) \(class indices\) or \(5, 2\) \(rows\), got shape \(5, 3\)"):
+    with pytest.raises(ValueError, match=r"MSELoss\(\): expected targets of shape \(5, 2\) \(rows\), got shape \(5, 3\)"):
         mg.hessian(model(), mg.MSELoss(), X, np.zeros((5, 3)))
 
 
@@ -98,7 +98,7 @@ def test_sequential_rejects_non_modules():
 
 
 def test_derivative_before_forward():
-    with pytest.raises(ValueError, match=r"Linear\(3, 4\): call the module on a batch before asking for derivatives"):
+    with pytest.raises(ValueError, match=r"Linear\(3, 4\): call the module on a batch X before asking for its derivatives"):
         mg.Linear(3, 4, rng=0).input_jacobian()
 
 
@@ -147,10 +147,10 @@ def test_width_mismatch_in_the_middle_of_a_chain_names_the_layer():
         mg.grad(net, mg.MSELoss(), X, np.zeros((5, 2)))
 
 
-def test_a_learners_module_after_a_nan_still_checks_its_input():
+def test_an_inf_before_a_learners_module_is_named_at_the_module_that_made_it():
     net = mg.Sequential(mg.Linear(3, 4, rng=0), Doubler())
     net.modules[0].params["b"][2] = np.inf
-    with pytest.raises(ValueError, match=r"Doubler\(\): input of shape \(5, 4\) has a non-finite value \(inf\) at index \(0, 2\)"):
+    with pytest.raises(ValueError, match=r"Linear\(3, 4\): output of shape \(5, 4\) has a non-finite value \(inf\) at index \(0, 2\)"):
         net(X)
 
 

@@ -6,7 +6,7 @@ import pytest
 import minigrad as mg
 from references import loss_fn
 
-B, O = 6, 4
+B, O = 5, 3
 
 
 def outputs(loss, seed=0):
@@ -14,8 +14,10 @@ def outputs(loss, seed=0):
     return mg.Softmax()(Z) if isinstance(loss, mg.NLLLoss) else Z
 
 
-def targets(form, seed=1):
+def targets(form, seed=1, loss=None):
     rng = np.random.default_rng(seed)
+    if form == "indices" and isinstance(loss, mg.MSELoss):
+        return np.eye(O)[rng.integers(0, O, B)]  # MSELoss takes real rows, not class indices
     if form == "indices":
         return rng.integers(0, O, B)
     return rng.dirichlet(np.ones(O), B)          # probability rows
@@ -29,14 +31,14 @@ LOSSES = {"MSELoss": mg.MSELoss, "SoftmaxCrossEntropy": mg.SoftmaxCrossEntropy,
 @pytest.mark.parametrize("name", LOSSES)
 def test_loss_matches_autograd_and_finite_differences(name, form):
     loss = LOSSES[name]()
-    report = mg.check_loss(loss, outputs(loss), targets(form), reference=loss_fn(loss))
+    report = mg.check_loss(loss, outputs(loss), targets(form, loss=loss), reference=loss_fn(loss))
     assert report.ok, str(report)
 
 
 @pytest.mark.parametrize("name", LOSSES)
 def test_hvp_equals_hessian_times_vector(name):
     loss = LOSSES[name]()
-    loss(outputs(loss), targets("indices"))
+    loss(outputs(loss), targets("indices", loss=loss))
     V = np.random.default_rng(3).standard_normal((B, O))
     np.testing.assert_allclose(loss.hvp(V), np.einsum("bij,bj->bi", loss.hessian(), V),
                                rtol=1e-12, atol=1e-15)
@@ -84,7 +86,15 @@ def test_nll_on_softmax_equals_fused_cross_entropy():
 
 def test_one_hot_indices_equal_rows():
     Z, T = outputs(mg.MSELoss()), targets("indices")
-    for cls in LOSSES.values():
+    for cls in (mg.SoftmaxCrossEntropy, mg.NLLLoss):
         loss = cls()
         Y = outputs(loss)
         assert loss(Y, T) == pytest.approx(loss(Y, np.eye(O)[T]), rel=1e-15)
+
+
+def test_mse_refuses_class_indices_and_reads_one_output_as_a_column():
+    Y = np.random.default_rng(0).standard_normal((B, O))
+    with pytest.raises(ValueError, match=r"MSELoss\(\): expected targets of shape \(5, 3\) \(rows\)"):
+        mg.MSELoss()(Y, np.arange(B) % O)
+    t = np.linspace(-1.0, 1.0, B)                 # real-valued regression targets (B,)
+    assert mg.MSELoss()(Y[:, :1], t) == pytest.approx(0.5 * np.mean((Y[:, 0] - t) ** 2))

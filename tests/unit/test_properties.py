@@ -31,7 +31,7 @@ def problems(draw):
     X = rng.standard_normal((B, widths[0]))
     o = widths[-1]
     if draw(st.booleans()):
-        T = rng.integers(0, o, B)
+        T = rng.integers(0, o, B) if isinstance(loss, mg.SoftmaxCrossEntropy) else np.eye(o)[rng.integers(0, o, B)]
     else:
         T = rng.dirichlet(np.ones(o), B)
     return model, loss, X, T

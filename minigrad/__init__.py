@@ -11,6 +11,8 @@ from .losses import Loss, MSELoss, NLLLoss, SoftmaxCrossEntropy
 from .module import Module
 from .sequential import Sequential
 from . import optim
+from . import operators            # after the names above: it imports them from the package
+from .operators import empirical_fisher, ggn_operator, hessian_operator
 
 __all__ = [
     "Module", "Sequential", "Linear", "Elementwise", "Identity", "Tanh", "Sigmoid", "ReLU",
@@ -18,4 +20,5 @@ __all__ = [
     "parameters_to_vector", "vector_to_parameters", "grad", "per_sample_grads", "jacobian",
     "input_jacobian", "hessian", "gauss_newton", "hvp", "ggn_vp",
     "check_module", "check_loss", "check_model", "CheckReport", "check_exercise", "optim",
+    "operators", "hessian_operator", "ggn_operator", "empirical_fisher",
 ]

@@ -165,3 +165,49 @@ def test_a_learners_call_override_is_used_by_the_derivatives():
     net = Logged(mg.Linear(3, 2, rng=0))
     mg.grad(net, mg.MSELoss(), X, np.zeros((5, 2)))
     assert calls == [(5, 3)]
+
+
+# ----------------------------------------- unusual input: a right answer or a clear error
+def test_tied_weights_are_refused():
+    shared = mg.Linear(3, 3, rng=0)
+    with pytest.raises(ValueError, match=r"Sequential: the same module Linear\(3, 3\) is at positions 0 and 2"):
+        mg.Sequential(shared, mg.Tanh(), shared)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_overflowing_hessian_is_reported_not_returned():
+    net = mg.Sequential(mg.Linear(3, 4, rng=0), mg.Tanh(), mg.Linear(4, 2, rng=1))
+    with pytest.raises(ValueError, match=r"hessian: result of shape \(26, 26\) has a non-finite value"):
+        mg.hessian(net, mg.MSELoss(), np.full((5, 3), 1e200), np.zeros((5, 2)))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nll_hessian_at_a_tiny_probability_has_no_nan():
+    loss = mg.NLLLoss()
+    Y = np.array([[1e-200, 1.0 - 1e-200], [0.5, 0.5]])
+    loss(Y, np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"NLLLoss\(\): Hessian of shape \(2, 2, 2\) has a non-finite value \(inf\)"):
+        loss.hessian()
+    assert not np.isnan(loss.hess_per_sample(loss.Y, loss.T)).any()
+
+
+def test_a_dense_result_beyond_the_limit_is_refused_before_allocating():
+    net = mg.Sequential(mg.Linear(200, 100, rng=0), mg.Tanh(), mg.Linear(100, 1, rng=0))  # n = 20,201
+    with pytest.raises(ValueError, match=r"hessian: the result of shape \(20201, 20201\) needs 3.26 GB.*hvp / ggn_vp"):
+        mg.hessian(net, mg.MSELoss(), np.ones((2, 200)), np.zeros((2, 1)))
+
+
+def test_linear_names_a_bad_rng():
+    with pytest.raises(ValueError, match=r"Linear: rng must be None, an integer seed or a numpy Generator, got 'abc'"):
+        mg.Linear(3, 2, rng="abc")
+
+
+def test_a_ragged_batch_is_named():
+    with pytest.raises(ValueError, match=r"input must be a rectangular numeric array"):
+        model()([[1.0, 2.0, 3.0], [1.0, 2.0]])
+
+
+def test_per_sample_grads_takes_a_list():
+    net, T = model(), np.zeros((5, 2))
+    got = mg.per_sample_grads(net, mg.MSELoss(), X.tolist(), T)
+    np.testing.assert_allclose(got, mg.per_sample_grads(net, mg.MSELoss(), X, T))

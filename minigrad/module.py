@@ -1,33 +1,4 @@
-"""The module protocol: what a module knows about its own derivatives.
-
-A module maps a batch X (B, m) to Y (B, o), one sample at a time: y = f(x, theta)
-with x in R^m, y in R^o and theta its p parameters (the arrays of ``params``,
-each flattened row-major, in order). Per sample, J_x (o x m) and J_theta (o x p)
-are its Jacobians in numerator layout, and for a weight vector g in R^o
-
-    C(g) = sum_k g_k hess y_k,   the Hessian over the joint variable (x, theta),
-
-is its own curvature, with blocks C_xx (m x m), C_xp (m x p) and C_pp (p x p).
-Every method is evaluated at the module's last input ``self.input``.
-
-A module gives ``forward(X)`` and
-
-- first order, one of:
-    the Jacobians  ``input_jacobian()`` (B, o, m) and ``param_jacobian()`` (B, o, p);
-    the products   ``jvp(dX, dparams)`` (B, o), and for speed ``vjp_input(G)``
-                   (B, m) and ``vjp_params(G)`` (one array per parameter);
-- second order, one of:
-    the blocks     ``curvature_xx(G)`` (B, m, m), ``curvature_xp(G)`` (B, m, p),
-                   ``curvature_pp(G)`` (p, p), None for a zero block;
-    the product    ``curvature_vp(G, dX, dparams)``.
-
-Everything else is derived from what is given: the missing route, and the
-batched products that the derivatives of a whole model are built from,
-``vjp_input_many``, ``vjp_params_many``, ``vjp_params_sum`` and ``gram_params``
-(a layer with structure, such as ``Linear``, overrides them). A module without
-parameters gives neither ``param_jacobian`` nor the p-blocks. When neither route
-is given, the call raises NotImplementedError naming the methods to write.
-"""
+"""The module protocol (the ``Module`` class), and flatten/unflatten."""
 import numpy as np
 
 from ._validate import as_batch, finite_result
@@ -70,9 +41,39 @@ class Cached:
 
 
 class Module(Cached):
-    """Base class of every layer and activation (see the module docstring for
-    the protocol). ``params`` maps names to arrays; ``grads`` holds the gradients
-    that ``backward`` accumulates."""
+    """Base class of every layer and activation: the protocol.
+
+    A module maps a batch X (B, m) to Y (B, o), one sample at a time: y = f(x, theta)
+    with x in R^m, y in R^o and theta its p parameters (the arrays of ``params``,
+    each flattened row-major, in order). Per sample, J_x (o x m) and J_theta (o x p)
+    are its Jacobians in numerator layout, and for a weight vector g in R^o
+
+        C(g) = sum_k g_k hess y_k,   the Hessian over the joint variable (x, theta),
+
+    is its own curvature, with blocks C_xx (m x m), C_xp (m x p) and C_pp (p x p).
+    Every method is evaluated at the module's last input ``self.input``.
+
+    A module gives ``forward(X)`` and one route of each order:
+
+    - first order, the Jacobians ``input_jacobian()`` (B, o, m) and
+      ``param_jacobian()`` (B, o, p); or the product ``jvp(dX, dparams)`` (B, o),
+      with ``vjp_input(G)`` (B, m) and ``vjp_params(G)`` (one array per
+      parameter) for speed;
+    - second order, the blocks ``curvature_xx(G)`` (B, m, m), ``curvature_xp(G)``
+      (B, m, p) and ``curvature_pp(G)`` (p, p), None for a zero block; or the
+      product ``curvature_vp(G, dX, dparams)``.
+
+    Everything else is derived from what is given: the missing route, and the
+    batched products that the derivatives of a whole model are built from,
+    ``vjp_input_many``, ``vjp_params_many``, ``vjp_params_sum`` and ``gram_params``
+    (a layer with structure, such as ``Linear``, overrides them). A module without
+    parameters gives neither ``param_jacobian`` nor the p-blocks. When neither route
+    is given, the call raises NotImplementedError naming the methods to write.
+
+    Bookkeeping: ``module(X)`` checks X and sets ``input`` and ``output``;
+    ``params`` maps names to arrays; ``backward`` accumulates into ``grads``;
+    ``cached(key, compute)`` keeps a value for the current input.
+    """
 
     #: the input width m, or None for "any width" (activations)
     in_features = None

@@ -348,3 +348,40 @@ def test_flatten_and_unflatten_are_inverse():
     back = mg.module.unflatten(flatten(arrays), arrays)
     for a, b in zip(arrays, back):
         np.testing.assert_array_equal(a, b)
+
+
+class Sine(mg.Elementwise):
+    """A learner's activation: three methods."""
+
+    def f(self, x):
+        return np.sin(x)
+
+    def df(self, x):
+        return np.cos(x)
+
+    def d2f(self, x):
+        return -np.sin(x)
+
+
+def test_a_new_elementwise_gives_every_public_derivative():
+    rng = np.random.default_rng(6)
+    net = mg.Sequential(mg.Linear(3, 4, rng=rng), Sine(), mg.Linear(4, 2, rng=rng))
+    T, v = rng.standard_normal((4, 2)), rng.standard_normal(26)
+    w = mg.parameters_to_vector(net)
+
+    def N(u, Z):
+        W1, b1, W2, b2 = anp.reshape(u[:12], (4, 3)), u[12:16], anp.reshape(u[16:24], (2, 4)), u[24:]
+        return anp.dot(anp.sin(anp.dot(Z, W1.T) + b1), W2.T) + b2
+
+    def L(u):
+        return anp.mean(0.5 * anp.sum((N(u, X) - T) ** 2, axis=1))
+    J = autograd.jacobian(lambda u: N(u, X))(w)
+    H, GN = autograd.hessian(L)(w), np.einsum("bon,bom->nm", J, J) / 4
+    loss = mg.MSELoss()
+    for got, want in [(mg.grad(net, loss, X, T), autograd.grad(L)(w)),
+                      (mg.jacobian(net, X), J),
+                      (mg.input_jacobian(net, X), np.einsum("bobm->bom", autograd.jacobian(lambda Z: N(w, Z))(X))),
+                      (mg.hessian(net, loss, X, T), H), (mg.gauss_newton(net, loss, X, T), GN),
+                      (mg.hvp(net, loss, X, T, v), H @ v), (mg.ggn_vp(net, loss, X, T, v), GN @ v),
+                      (mg.per_sample_grads(net, loss, X, T).mean(axis=0), autograd.grad(L)(w))]:
+        np.testing.assert_allclose(got, want, atol=TOL, rtol=0)

@@ -49,7 +49,7 @@ class Elementwise(Module):
         return G * self.slope()
 
     def vjp_input_many(self, A):
-        return self.slope()[:, :, None] * A
+        return A * self.slope()[:, None, :]
 
     def curvature_xx(self, G):
         D = G * self.bend()
@@ -161,8 +161,8 @@ class Softmax(Module):
         return np.zeros(self.output.shape) if dX is None else self.vjp_input(dX)   # J_x symmetric
 
     def vjp_input_many(self, A):
-        Y = self.output[:, :, None]
-        return Y * (A - np.sum(Y * A, axis=1, keepdims=True))
+        Y = self.output[:, None, :]                     # rows a J_x = y * (a - a . y)
+        return Y * (A - np.sum(Y * A, axis=2, keepdims=True))
 
     def curvature_xx(self, G):
         Y = self.output

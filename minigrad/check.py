@@ -233,7 +233,7 @@ def check_module(module, X, reference=None, *, rng=0, fd_tol=FD_TOL, fd2_tol=FD2
     (B, m), o, p = X.shape, Y.shape[1], module.num_params
     params = module.parameters()
     G = rng.standard_normal((B, o))
-    A = rng.standard_normal((B, o, 2))
+    A = rng.standard_normal((B, 2, o))
     H = rng.standard_normal((B, o, o))
     H = H + H.transpose(0, 2, 1)
     dX, dt = rng.standard_normal((B, m)), rng.standard_normal(p)
@@ -252,9 +252,9 @@ def check_module(module, X, reference=None, *, rng=0, fd_tol=FD_TOL, fd2_tol=FD2
             ("vjp_params", lambda: flatten(module.vjp_params(G)), np.einsum("bop,bo->p", Jt, G)),
             ("jvp", lambda: [module.jvp(dX, dparams), module.jvp(dX, None), module.jvp(None, dparams)],
              [np.einsum("bom,bm->bo", Jx, dX) + Jt @ dt, np.einsum("bom,bm->bo", Jx, dX), Jt @ dt]),
-            ("vjp_input_many", lambda: module.vjp_input_many(A), np.einsum("bom,bok->bmk", Jx, A)),
-            ("vjp_params_many", lambda: module.vjp_params_many(A), np.einsum("bop,bok->bpk", Jt, A)),
-            ("vjp_params_sum", lambda: module.vjp_params_sum(A), np.einsum("bop,bok->pk", Jt, A)),
+            ("vjp_input_many", lambda: module.vjp_input_many(A), A @ Jx),
+            ("vjp_params_many", lambda: module.vjp_params_many(A), A @ Jt),
+            ("vjp_params_sum", lambda: module.vjp_params_sum(A), np.sum(A @ Jt, axis=0)),
             ("gram_params", lambda: module.gram_params(H), np.einsum("bop,boq,bqr->pr", Jt, H, Jt)),
         ]
         Cx = np.einsum("bij,bj->bi", Cxx, dX) + Cxp @ dt

@@ -72,7 +72,7 @@ def per_sample_grads(model, loss, X, T):
     leaves = _forward(model, loss, X, T, "per_sample_grads")
     G = loss.backward() * len(loss.Y)                   # dl_b / dy_b: (B, o)
     _dense((len(G), model.num_params), "per_sample_grads")
-    return finite_result(pull_params(leaves, G[:, :, None])[0][:, :, 0], "per_sample_grads")
+    return finite_result(pull_params(leaves, G[:, None, :])[0][:, 0, :], "per_sample_grads")
 
 
 def jacobian(model, X):
@@ -83,7 +83,7 @@ def jacobian(model, X):
     Y = model(X)
     _dense(Y.shape + (model.num_params,), "jacobian")
     eye = np.broadcast_to(np.eye(Y.shape[1]), Y.shape + Y.shape[1:])
-    return finite_result(pull_params(leaves, eye)[0].transpose(0, 2, 1), "jacobian")
+    return finite_result(pull_params(leaves, eye)[0], "jacobian")
 
 
 def input_jacobian(model, X):

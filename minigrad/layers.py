@@ -85,21 +85,23 @@ class Linear(Module):
 
     # ------------------------------------------------- batched products
     def vjp_input_many(self, A):
-        return self.W.T @ A
+        return A @ self.W
 
     def vjp_params_many(self, A):
-        # the W rows (i, j) of J_theta^T A are a_i x_j: (B, o, m, k), then the b rows a_i
+        # row a of A J_theta = [a kron x^T, a]: the W columns (i, j) hold a_i x_j
         X = self.input
-        B, o, k = A.shape
-        AW = (A[:, :, None, :] * X[:, None, :, None]).reshape(B, o * X.shape[1], k)
-        return np.concatenate([AW, A], axis=1)
+        (B, k, o), m = A.shape, X.shape[1]
+        out = np.empty((B, k, o * m + o))
+        np.multiply(A[:, :, :, None], X[:, None, None, :], out=out[:, :, :o * m].reshape(B, k, o, m))
+        out[:, :, o * m:] = A
+        return out
 
     def vjp_params_sum(self, A):
-        # sum_b a_bi,c x_bj as one product X^T (m, B) @ A (B, o k), reordered to rows (i, j)
+        # sum_b a_bci x_bj as one product A^T (k o, B) @ X (B, m): rows c, columns (i, j)
         X = self.input
-        (B, m), (o, k) = X.shape, A.shape[1:]
-        S = (X.T @ A.reshape(B, o * k)).reshape(m, o, k).transpose(1, 0, 2)
-        return np.concatenate([S.reshape(o * m, k), A.sum(axis=0)], axis=0)
+        (B, k, o), m = A.shape, X.shape[1]
+        S = (A.reshape(B, k * o).T @ X).reshape(k, o * m)
+        return np.concatenate([S, A.sum(axis=0)], axis=1)
 
     def gram_params(self, H):
         """sum_b J_theta^T H_b J_theta: (p, p), in blocks
@@ -112,8 +114,8 @@ class Linear(Module):
         XX = (X[:, :, None] * X[:, None, :]).reshape(B, m * m)
         WW = (H.reshape(B, o * o).T @ XX).reshape(o, o, m, m)          # [i, k, j, l]
         out[:om, :om] = WW.transpose(0, 2, 1, 3).reshape(om, om)
-        out[:om, om:] = self.vjp_params_sum(H)[:om]
-        out[om:, :om] = out[:om, om:].T
+        out[om:, :om] = self.vjp_params_sum(H)[:, :om]
+        out[:om, om:] = out[om:, :om].T
         out[om:, om:] = H.sum(axis=0)
         return out
 

@@ -71,7 +71,9 @@ class Loss(Cached):
             if bad.size:
                 raise ValueError(f"{self!r}: label {labels[bad[0]]} at index {bad[0]} is out of "
                                  f"range for {o} classes (valid: 0 to {o - 1})")
-            return np.eye(o)[labels]
+            rows = np.zeros((B, o))
+            rows[np.arange(B), labels] = 1.0
+            return rows
         if T.ndim == 1 and o == 1 and T.shape == (B,):
             T = T[:, None]
         if T.shape != (B, o):
@@ -86,7 +88,10 @@ class Loss(Cached):
         self.Y, self.T = Y, self.targets(T, *Y.shape)
         self._forget()
         self.check_output(Y)
-        return float(finite_result(np.mean(self.value_per_sample(Y, self.T)), repr(self), "value"))
+        value = float(self.value_per_sample(Y, self.T).mean())
+        if not np.isfinite(value):
+            raise ValueError(f"{self!r}: the loss value is not finite ({value})")
+        return value
 
     def _last(self):
         """The Y of the last call, or None."""
@@ -151,20 +156,25 @@ class SoftmaxCrossEntropy(Loss):
             return np.exp(Y - logsumexp(Y)[:, None])
         return self.cached("p", lambda: np.exp(Y - self._lse(Y)[:, None]))
 
+    def _s(self, T):
+        """s = sum_k t_k per sample (B, 1), once per call for the kept T."""
+        if T is getattr(self, "T", None):
+            return self.cached("s", lambda: T.sum(axis=1, keepdims=True))
+        return T.sum(axis=1, keepdims=True)
+
     def value_per_sample(self, Y, T):
-        return T.sum(axis=1) * self._lse(Y) - np.sum(T * Y, axis=1)
+        return self._s(T)[:, 0] * self._lse(Y) - np.sum(T * Y, axis=1)
 
     def grad_per_sample(self, Y, T):
-        return T.sum(axis=1, keepdims=True) * self._p(Y) - T
+        return self._s(T) * self._p(Y) - T
 
     def hess_per_sample(self, Y, T):
         P = self._p(Y)
-        s = T.sum(axis=1)[:, None, None]
-        return s * (_diagonal(P) - P[:, :, None] * P[:, None, :])
+        return self._s(T)[:, :, None] * (_diagonal(P) - P[:, :, None] * P[:, None, :])
 
     def hvp_per_sample(self, Y, T, dY):
         P = self._p(Y)
-        return T.sum(axis=1, keepdims=True) * P * (dY - np.sum(P * dY, axis=1, keepdims=True))
+        return self._s(T) * P * (dY - np.sum(P * dY, axis=1, keepdims=True))
 
 
 class NLLLoss(Loss):

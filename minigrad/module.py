@@ -86,7 +86,10 @@ class Module(Cached):
     # ----------------------------------------------------------- forward
     def __call__(self, X):
         """Y = forward(X) for X (B, m), checked: remembers ``input`` and ``output``."""
-        Y = self._run(as_batch(X, repr(self), self.in_features))
+        return self._checked_output(self._run(as_batch(X, repr(self), self.in_features)))
+
+    def _checked_output(self, Y):
+        """Y, or a ValueError when it has a NaN or an infinity."""
         return finite_result(Y, repr(self), "output")
 
     def _run(self, X):
@@ -205,19 +208,21 @@ class Module(Cached):
             self.grads[name] = self.grads.get(name, np.zeros_like(P)) + g
         return self.vjp_input(G)
 
-    # ------------------------------------------- batched products (k columns)
+    # ----------------------------------------------- batched products (k rows)
     def vjp_input_many(self, A):
-        """J_x^T A per sample, for k vectors at once: A (B, o, k) -> (B, m, k)."""
-        return np.einsum("bom,bok->bmk", self.input_jacobian(), A)
+        """k row vectors per sample pulled back to the input, A J_x:
+        A (B, k, o) -> (B, k, m). With A the identity rows this is J_x itself."""
+        return A @ self.input_jacobian()
 
     def vjp_params_many(self, A):
-        """J_theta^T A per sample: A (B, o, k) -> (B, p, k)."""
+        """k row vectors per sample pulled back to the parameters, A J_theta:
+        A (B, k, o) -> (B, k, p)."""
         if not self.num_params:
-            return np.zeros((A.shape[0], 0, A.shape[2]))
-        return np.einsum("bop,bok->bpk", self.param_jacobian(), A)
+            return np.zeros(A.shape[:2] + (0,))
+        return A @ self.param_jacobian()
 
     def vjp_params_sum(self, A):
-        """sum_b J_theta^T A_b: A (B, o, k) -> (p, k)."""
+        """sum_b A_b J_theta: A (B, k, o) -> (k, p)."""
         return self.vjp_params_many(A).sum(axis=0)
 
     def gram_params(self, H):
@@ -278,7 +283,7 @@ class Module(Cached):
         """Carry the gradient and Hessian of a scalar loss from the output back to
         the input. G: (B, o) and H: (B, o, o), per sample. Returns (G_X, H_X),
         G_X = J_x^T g and H_X = J_x^T H J_x + C_xx(g), the composition formula."""
-        T = self.vjp_input_many(H)                        # J_x^T H: (B, m, o)
+        T = self.vjp_input_many(H)                        # H J_x: (B, o, m)
         HX = self.vjp_input_many(T.transpose(0, 2, 1))    # J_x^T H J_x (H symmetric)
         C = self.curvature_xx(G)
         return self.vjp_input(G), HX if C is None else HX + C

@@ -4,7 +4,7 @@ list of modules, written once: the derivatives of a whole model
 the functions below, which call only the protocol methods of the leaves.
 
 Notation: the model's n parameters flatten in module order; at the output of
-leaf k, z (B, o_k); A holds k columns per sample, (B, o_k, k).
+a leaf z (B, o); A holds k row vectors per sample, (B, k, o).
 """
 import numpy as np
 
@@ -58,16 +58,16 @@ def gradient(leaves, G):
 
 
 def pull_params(leaves, A, need_input=False):
-    """J^T A per sample for the whole chain, A (B, o, k): returns the parameter
-    part (B, n, k) and, if asked, the input part (B, m, k). With A the identity
-    this is the per-sample Jacobian, transposed."""
+    """Rows A (B, k, o) pulled back through the whole chain, A J per sample:
+    returns the parameter part (B, k, n) and, if asked, the input part (B, k, m).
+    With A the identity rows this is the per-sample Jacobian."""
     n = sum(mod.num_params for mod in leaves)
-    out = np.empty((A.shape[0], n, A.shape[2]))
+    out = np.empty(A.shape[:2] + (n,))
     end = n
     for k in range(len(leaves) - 1, -1, -1):
         mod = leaves[k]
         if mod.num_params:
-            out[:, end - mod.num_params:end] = mod.vjp_params_many(A)
+            out[:, :, end - mod.num_params:end] = mod.vjp_params_many(A)
             end -= mod.num_params
         if k or need_input:
             A = mod.vjp_input_many(A)
@@ -75,13 +75,13 @@ def pull_params(leaves, A, need_input=False):
 
 
 def pull_params_sum(leaves, A):
-    """sum_b J_b^T A_b for the whole chain, A (B, o, k): (n, k)."""
+    """sum_b A_b J_b for the whole chain, A (B, k, o): (k, n)."""
     blocks = []
     for k in range(len(leaves) - 1, -1, -1):
         blocks.insert(0, leaves[k].vjp_params_sum(A))
         if k:
             A = leaves[k].vjp_input_many(A)
-    return np.concatenate(blocks, axis=0)
+    return np.concatenate(blocks, axis=1)
 
 
 def hessian_blocks(leaves, G, H, need_input=False):
@@ -92,15 +92,15 @@ def hessian_blocks(leaves, G, H, need_input=False):
     Returns (H_pp (n, n), H_xp (B, m, n), H_xx (B, m, m)), the last two None
     unless need_input. Backwards through the leaves, the composition formula on
     the joint variable (leaf input x, own parameters theta, later parameters w),
-    carrying Hzz = d^2L/dz^2 (B, o, o) and Hzw = d^2L/dz dw (B, o, P):
-        H_thth = sum_b J_th^T Hzz J_th + C_pp,   H_thw = sum_b J_th^T Hzw,
-        H_xx = J_x^T Hzz J_x + C_xx,  H_xth = J_x^T Hzz J_th + C_xp,  H_xw = J_x^T Hzw.
+    carrying Hzz = d^2L/dz^2 (B, o, o) and Hwz = d^2L/dw dz (B, P, o):
+        H_thth = sum_b J_th^T Hzz J_th + C_pp,   H_wth = sum_b Hwz J_th,
+        H_xx = J_x^T Hzz J_x + C_xx,  H_xth = J_x^T Hzz J_th + C_xp,  H_wx = Hwz J_x.
     Every sum over the batch is a leaf's gram_params or vjp_params_sum, so no
     n-wide Jacobian and no dense J^T H J is formed.
     """
     n = sum(mod.num_params for mod in leaves)
     Hpp = np.zeros((n, n))
-    Hzz, Hzw = H, np.zeros(H.shape[:2] + (0,))
+    Hzz, Hwz = H, np.zeros((H.shape[0], 0, H.shape[1]))
     end = n
     for k in range(len(leaves) - 1, -1, -1):
         mod = leaves[k]
@@ -110,25 +110,25 @@ def hessian_blocks(leaves, G, H, need_input=False):
             block = mod.gram_params(Hzz)
             C = None if G is None else mod.curvature_pp(G)
             Hpp[start:end, start:end] = block if C is None else block + C
-            if Hzw.shape[2]:
-                Hpp[start:end, end:] = mod.vjp_params_sum(Hzw)
-                Hpp[end:, start:end] = Hpp[start:end, end:].T
+            if Hwz.shape[1]:
+                Hpp[end:, start:end] = mod.vjp_params_sum(Hwz)
+                Hpp[start:end, end:] = Hpp[end:, start:end].T
         if k == 0 and not need_input:
             break
-        T = mod.vjp_input_many(Hzz).transpose(0, 2, 1)        # Hzz J_x: (B, o, m)
+        T = mod.vjp_input_many(Hzz).transpose(0, 2, 1)        # J_x^T Hzz: (B, m, o)
         Hxx = mod.vjp_input_many(T)                             # J_x^T Hzz J_x
-        Hxw = mod.vjp_input_many(Hzw)                           # J_x^T Hzw
+        Hwx = mod.vjp_input_many(Hwz)                           # Hwz J_x: (B, P, m)
         if G is not None:
             C = mod.curvature_xx(G)
             Hxx = Hxx if C is None else Hxx + C
         if p:
-            Hxp = mod.vjp_params_many(T).transpose(0, 2, 1)     # J_x^T Hzz J_th
+            Hxp = mod.vjp_params_many(T)                        # J_x^T Hzz J_th: (B, m, p)
             C = None if G is None else mod.curvature_xp(G)
-            Hxw = np.concatenate([Hxp if C is None else Hxp + C, Hxw], axis=2)
+            Hwx = np.concatenate([(Hxp if C is None else Hxp + C).transpose(0, 2, 1), Hwx], axis=1)
         if G is not None:
             G = mod.vjp_input(G)
-        Hzz, Hzw, end = Hxx, Hxw, start
-    return (Hpp, Hzw, Hzz) if need_input else (Hpp, None, None)
+        Hzz, Hwz, end = Hxx, Hwx, start
+    return (Hpp, Hwz.transpose(0, 2, 1), Hzz) if need_input else (Hpp, None, None)
 
 
 def hessian_vp(leaves, G, loss_hvp, dX, dparams, need_input=False):
@@ -197,7 +197,11 @@ class Sequential(Module):
         for mod in self.modules:
             X = mod._run(X)
         self._output = X
-        if not np.isfinite(np.sum(X)):      # name the first leaf whose output is not finite
+        return X
+
+    def _checked_output(self, Y):
+        """Y, or a ValueError naming the first leaf whose output is not finite."""
+        if not np.isfinite(np.add.reduce(Y, axis=None)):
             for mod in self.modules:
                 bad = first_nonfinite(mod.output)
                 if bad is not None:
@@ -205,10 +209,10 @@ class Sequential(Module):
                                      f"non-finite value ({mod.output[bad]}) at index {bad}, "
                                      "from a finite input (check its parameters and the "
                                      "scale of its input)")
-        return X
+        return Y
 
     def forward(self, X):
-        return self._run(X)
+        return self._checked_output(self._run(X))
 
     @property
     def params(self):
@@ -253,15 +257,15 @@ class Sequential(Module):
     def vjp_params_sum(self, A):
         return pull_params_sum(self.modules, A)
 
-    def input_jacobian(self):
+    def _identity_rows(self):
         o = self.output.shape[1]
-        return self.vjp_input_many(np.broadcast_to(np.eye(o), (len(self.input), o, o))
-                                   ).transpose(0, 2, 1)
+        return np.broadcast_to(np.eye(o), (len(self.input), o, o))
+
+    def input_jacobian(self):
+        return self.vjp_input_many(self._identity_rows())
 
     def param_jacobian(self):
-        o = self.output.shape[1]
-        return self.vjp_params_many(np.broadcast_to(np.eye(o), (len(self.input), o, o))
-                                    ).transpose(0, 2, 1)
+        return self.vjp_params_many(self._identity_rows())
 
     def gram_params(self, H):
         return hessian_blocks(self.modules, None, H)[0]

@@ -134,13 +134,12 @@ def test_glu_input_jacobian(nb):
 
 
 @pytest.mark.exercise("4.3", points=4)
-def test_glu_second_contraction(nb):
+def test_glu_curvature(nb):
     X = glu_input(49)
     G = np.random.default_rng(50).standard_normal((4, 3))
-    got = nb.eval("(lambda g: (g(X), g.second_contraction(G))[1])(GLU())", X=X, G=G)
-    assert got[1] is None and got[2] is None
+    got = nb.eval("(lambda g: (g(X), g.curvature_xx(G))[1])(GLU())", X=X, G=G)
     want = np.einsum("bibj->bij", autograd.hessian(lambda Z: anp.sum(G * glu(Z)))(X))
-    assert close(got[0], want)
+    assert close(got, want)
 
 
 @pytest.mark.exercise("4.3", points=4)
@@ -249,4 +248,55 @@ def test_hessian_through_minigrad(nb, cls, f):
         return anp.mean(0.5 * anp.sum((Y - T) ** 2, axis=1))
     got = nb.eval(f"minigrad.hessian(minigrad.Sequential(minigrad.Linear(3, 4, rng=0), {cls}(), "
                   "minigrad.Linear(4, 2, rng=1)), minigrad.MSELoss(), X, T)", X=X, T=T)
+    assert close(got, autograd.hessian(loss)(w))
+
+
+# ---------------------------------------------------------------- 4.6
+def zero_or_none(block, shape):
+    """A zero block may come back as None or as an array of zeros of the right shape."""
+    return block is None or close(block, np.zeros(shape))
+
+
+def scale_after_call(method):
+    return f"(lambda s: (s(X), s.{method})[1])(Scale2(g))"
+
+
+def scale_case(seed, B=4, m=3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((B, m)), rng.uniform(0.5, 1.5, m), rng.standard_normal((B, m))
+
+
+@pytest.mark.exercise("4.6", points=3)
+def test_scale_curvature_xp(nb):
+    X, g, G = scale_case(60)
+    got = nb.eval(scale_after_call("curvature_xp(G)"), X=X, g=g, G=G)
+    # d2 (sum_i G_i g_i x_i) / (dx_j dg_l), per sample
+    cross = autograd.jacobian(lambda v: autograd.grad(lambda Z: anp.sum(G * Z * v))(X))(g)
+    assert close(got, cross)
+
+
+@pytest.mark.exercise("4.6", points=3)
+@pytest.mark.parametrize("method", ["curvature_xx", "curvature_pp"])
+def test_scale_zero_blocks(nb, method):
+    X, g, G = scale_case(61)
+    got = nb.eval(scale_after_call(f"{method}(G)"), X=X, g=g, G=G)
+    shape = (4, 3, 3) if method == "curvature_xx" else (3, 3)
+    assert zero_or_none(got, shape)
+
+
+@pytest.mark.exercise("4.6", points=3)
+def test_scale_hessian_through_minigrad(nb):
+    rng = np.random.default_rng(62)
+    X, T = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    g = rng.uniform(0.5, 1.5, 4)
+    first, last = minigrad.Linear(3, 4, rng=0), minigrad.Linear(4, 2, rng=1)
+    w = np.concatenate([first.W.ravel(), first.b, g, last.W.ravel(), last.b])
+
+    def loss(u):
+        W1, b1, v = anp.reshape(u[:12], (4, 3)), u[12:16], u[16:20]
+        W2, b2 = anp.reshape(u[20:28], (2, 4)), u[28:30]
+        Y = anp.dot(anp.tanh((anp.dot(X, W1.T) + b1) * v), W2.T) + b2
+        return anp.mean(0.5 * anp.sum((Y - T) ** 2, axis=1))
+    got = nb.eval("minigrad.hessian(minigrad.Sequential(minigrad.Linear(3, 4, rng=0), Scale2(g), "
+                  "minigrad.Tanh(), minigrad.Linear(4, 2, rng=1)), minigrad.MSELoss(), X, T)", X=X, T=T, g=g)
     assert close(got, autograd.hessian(loss)(w))

@@ -196,13 +196,8 @@ def test_quadratic_param_jacobian(nb):
     assert close(got, want)
 
 
-@pytest.mark.exercise("5.3", points=4)
-def test_quadratic_second_contraction(nb):
-    X, A, G = quadratic_setup(61)
-    Cxx, Cxa, Caa = nb.eval(after_call("second_contraction(G)"), X=X, A=A, G=G)
-    p = A.size
-    assert Caa is None or close(Caa, np.zeros((p, p)))     # y is linear in A
-
+def quadratic_second_derivatives(X, A, G):
+    """Per-sample x-x and summed-free x-A blocks of sum_i G_i d2 y_i, from autograd."""
     def weighted(Z, v):
         return anp.sum(G * quadratic(Z, anp.reshape(v, A.shape)))
     grad_x = autograd.grad(weighted, 0)
@@ -210,8 +205,28 @@ def test_quadratic_second_contraction(nb):
         warnings.simplefilter("ignore", UserWarning)      # constant derivatives
         full_xx = autograd.jacobian(grad_x, 0)(X, A.ravel())                  # (B, m, B, m)
         full_xa = autograd.jacobian(grad_x, 1)(X, A.ravel())                  # (B, m, p)
-    assert close(Cxx, per_sample(full_xx))
-    assert close(Cxa, full_xa)
+    return per_sample(full_xx), full_xa
+
+
+@pytest.mark.exercise("5.3", points=4)
+def test_quadratic_curvature_xx(nb):
+    X, A, G = quadratic_setup(61)
+    got = nb.eval(after_call("curvature_xx(G)"), X=X, A=A, G=G)
+    assert close(got, quadratic_second_derivatives(X, A, G)[0])
+
+
+@pytest.mark.exercise("5.3", points=4)
+def test_quadratic_curvature_xp(nb):
+    X, A, G = quadratic_setup(65)
+    got = nb.eval(after_call("curvature_xp(G)"), X=X, A=A, G=G)
+    assert close(got, quadratic_second_derivatives(X, A, G)[1])
+
+
+@pytest.mark.exercise("5.3", points=4)
+def test_quadratic_curvature_pp_is_zero(nb):
+    X, A, G = quadratic_setup(66)
+    got = nb.eval(after_call("curvature_pp(G)"), X=X, A=A, G=G)
+    assert got is None or close(got, np.zeros((A.size, A.size)))       # y is linear in A
 
 
 @pytest.mark.exercise("5.3", points=4)

@@ -6,45 +6,16 @@ and sends back plain data.
 import numpy as np
 import pytest
 
-from gradetools import close
+from gradetools import NoAutodiff, close
 
 NOTEBOOK = "02_linear_algebra"
 
 
 # ---------------------------------------------------------------- no automatic differentiation
-#: Every call into the notebook runs with these names replaced by functions that raise, so an
-#: answer that hands a derivation to automatic differentiation earns nothing, however it was
-#: imported. Every autograd operator (grad, jacobian, hessian, elementwise_grad, make_vjp,
-#: make_jvp, ...) traces through ``autograd.core.trace``, which covers them all; JAX and
-#: PyTorch are listed for environments that have them (a name that does not resolve is skipped).
-NO_AUTODIFF = (
-    "autograd.core.trace", "autograd.tracer.trace", "autograd.core.make_vjp", "autograd.core.make_jvp",
-    "jax.grad", "jax.value_and_grad", "jax.jacfwd", "jax.jacrev", "jax.hessian", "jax.vjp", "jax.jvp",
-    "jax.linearize", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
-    "torch.autograd.functional.jacobian", "torch.autograd.functional.hessian",
-    "torch.autograd.functional.vjp", "torch.autograd.functional.jvp", "torch.autograd.functional.hvp",
-    "torch.func.grad", "torch.func.jacrev", "torch.func.jacfwd", "torch.func.hessian",
-    "torch.func.vjp", "torch.func.jvp",
-)
-
-
-class _NoAutodiff:
-    """The notebook of the ``nb`` fixture, with NO_AUTODIFF forbidden in every call."""
-
-    def __init__(self, notebook):
-        self._notebook = notebook
-
-    def call(self, name, *args, forbid=()):
-        return self._notebook.call(name, *args, forbid=NO_AUTODIFF + tuple(forbid))
-
-    def eval(self, expr, forbid=(), **variables):
-        return self._notebook.eval(expr, forbid=NO_AUTODIFF + tuple(forbid), **variables)
-
-
 @pytest.fixture(scope="module")
 def nb(nb):
     """The conftest's notebook, wrapped: automatic differentiation is unavailable in it."""
-    return _NoAutodiff(nb)
+    return NoAutodiff(nb)
 
 
 # ---------------------------------------------------------------- 2.1

@@ -79,7 +79,7 @@ def test_softmax_cross_entropy_value_at_1e4():
 
 
 def test_nll_on_softmax_equals_fused_cross_entropy():
-    T = targets("indices")
+    Z, T = outputs(mg.MSELoss()), targets("indices")
     fused = mg.SoftmaxCrossEntropy()(Z, T)
     assert mg.NLLLoss()(mg.Softmax()(Z), T) == pytest.approx(fused, rel=1e-12)
 

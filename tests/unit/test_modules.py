@@ -100,3 +100,17 @@ def test_linear_initialisation_is_seeded():
     a, b = mg.Linear(3, 2, rng=7), mg.Linear(3, 2, rng=7)
     np.testing.assert_array_equal(a.W, b.W)
     assert a.W.shape == (2, 3) and a.b.shape == (2,)
+
+
+@pytest.mark.parametrize("name", ["Tanh", "Sigmoid"])
+def test_derivatives_through_the_output_hold_at_any_point(name):
+    # f' and f'' read y = f(x) from the kept output at the last input only
+    mod, fresh = MODULES[name](), MODULES[name]()
+    X, other = batch(), batch(seed=1)
+    mod(X)
+    for method in ("df", "d2f"):
+        np.testing.assert_allclose(getattr(mod, method)(other), getattr(fresh, method)(other),
+                                   rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(getattr(mod, method)(X), getattr(fresh, method)(X),
+                                   rtol=1e-12, atol=1e-15)
+

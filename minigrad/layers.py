@@ -24,6 +24,15 @@ def _generator(rng):
                      f"got {rng!r}")
 
 
+def _pairs(n):
+    """The pairs i <= k of range(n) as two index arrays, and the (n, n) table
+    of the position of the pair {i, k} in that list (symmetric)."""
+    i, k = np.triu_indices(n)
+    position = np.empty((n, n), dtype=np.intp)
+    position[i, k] = position[k, i] = np.arange(len(i))
+    return i, k, position
+
+
 class Linear(Module):
     """y = W x + b per sample, so Y = X W^T + b for a batch (as torch.nn.Linear).
 
@@ -31,7 +40,7 @@ class Linear(Module):
     Per sample J_x = W and J_theta = [I_o kron x^T, I_o] (o x p): the weight
     column (i, j) is e_i x_j. The products below use that structure instead of
     building J_theta; for example the Gram block sum_b J^T H_b J has the W-W
-    block sum_b H_b kron x_b x_b^T, one (o^2, B) @ (B, m^2) matrix product.
+    block sum_b H_b kron x_b x_b^T, one matrix product over the batch.
     The layer is linear in x and in theta separately, so its only curvature is
     the cross term d^2 y_i / dx_j dW_kl = delta_ik delta_jl (the block C_xp).
     """
@@ -104,16 +113,23 @@ class Linear(Module):
         return np.concatenate([S, A.sum(axis=0)], axis=1)
 
     def gram_params(self, H):
-        """sum_b J_theta^T H_b J_theta: (p, p), in blocks
-            W-W: sum_b H_b kron x_b x_b^T, as (o*o, B) @ (B, m*m),
-            W-b: sum_b H_b kron x_b,   b-b: sum_b H_b."""
+        """sum_b J_theta^T H_b J_theta for symmetric H_b: (p, p), in blocks
+            W-W: sum_b H_b kron x_b x_b^T,   W-b: sum_b H_b kron x_b,   b-b: sum_b H_b.
+        The W-W entry ((i, j), (k, l)) is sum_b h_bik x_bj x_bl, symmetric in i, k
+        and in j, l: it depends on the pairs {i, k} and {j, l} only. One
+        (o(o+1)/2, B) @ (B, m(m+1)/2) product R computes each distinct entry once,
+        a quarter of the work of the full (o^2, B) @ (B, m^2) product, and row
+        block i of W-W is copied out of R's rows {i, k}."""
         X = self.input
         (B, m), o = X.shape, self.out_features
         om = o * m
+        i, k, ik = _pairs(o)
+        j, l, jl = _pairs(m)
+        R = H[:, i, k].T @ (X[:, j] * X[:, l])                 # R[{i,k}, {j,l}]
         out = np.empty((om + o, om + o))
-        XX = (X[:, :, None] * X[:, None, :]).reshape(B, m * m)
-        WW = (H.reshape(B, o * o).T @ XX).reshape(o, o, m, m)          # [i, k, j, l]
-        out[:om, :om] = WW.transpose(0, 2, 1, 3).reshape(om, om)
+        WW = out[:om, :om].reshape(o, m, o, m)                  # a view: [i, j, k, l]
+        for a in range(o):
+            WW[a] = R[ik[a]][:, jl].transpose(1, 0, 2)          # [k, j, l] -> [j, k, l]
         out[om:, :om] = self.vjp_params_sum(H)[:, :om]
         out[:om, om:] = out[om:, :om].T
         out[om:, om:] = H.sum(axis=0)

@@ -226,8 +226,8 @@ class Module(Cached):
         return self.vjp_params_many(A).sum(axis=0)
 
     def gram_params(self, H):
-        """sum_b J_theta^T H_b J_theta for H (B, o, o): (p, p), this module's
-        diagonal block of a Gauss-Newton matrix."""
+        """sum_b J_theta^T H_b J_theta for symmetric H (B, o, o): (p, p), this
+        module's diagonal block of a Gauss-Newton matrix."""
         J = self.param_jacobian()
         return np.einsum("bop,boq->pq", J, H @ J)
 

@@ -80,11 +80,13 @@ class Linear(Module):
         return np.concatenate([JW, np.broadcast_to(np.eye(o), (B, o, o))], axis=2)
 
     def jvp(self, dX=None, dparams=None):
-        dY = np.zeros(self.output.shape) if dX is None else dX @ self.W.T
+        # dY = dX W^T + (X dW^T + db), each term only when its tangent is given
+        dY = None if dX is None else dX @ self.W.T
         if dparams is not None:
             dW, db = dparams
-            dY += self.input @ dW.T + db
-        return dY
+            dP = self.input @ dW.T + db
+            dY = dP if dY is None else dY + dP
+        return np.zeros(self.output.shape) if dY is None else dY
 
     def vjp_input(self, G):
         return G @ self.W

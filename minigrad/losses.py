@@ -58,7 +58,7 @@ class Loss(Cached):
     def targets(self, T, B, o):
         """T as float rows (B, o): class indices (B,) are one-hot encoded when
         ``accepts_labels``; with one output, values (B,) become a column."""
-        T = _as_array(T, repr(self), "targets")
+        T = _as_array(T, self, "targets")
         rows = f"({B}, {o}) (rows)"
         if T.ndim == 1 and self.accepts_labels:
             if T.shape != (B,):
@@ -67,28 +67,26 @@ class Loss(Cached):
             if T.dtype.kind == "f" and not np.all(np.isfinite(T) & (T == np.round(T))):
                 raise ValueError(f"{self!r}: class indices must be integers, got {T[:5]}...")
             labels = T.astype(np.int64)
-            bad = np.flatnonzero((labels < 0) | (labels >= o))
-            if bad.size:
-                raise ValueError(f"{self!r}: label {labels[bad[0]]} at index {bad[0]} is out of "
+            if labels.min() < 0 or labels.max() >= o:
+                bad = np.flatnonzero((labels < 0) | (labels >= o))[0]
+                raise ValueError(f"{self!r}: label {labels[bad]} at index {bad} is out of "
                                  f"range for {o} classes (valid: 0 to {o - 1})")
-            rows = np.zeros((B, o))
-            rows[np.arange(B), labels] = 1.0
-            return rows
+            return np.eye(o)[labels]
         if T.ndim == 1 and o == 1 and T.shape == (B,):
             T = T[:, None]
         if T.shape != (B, o):
             labels = f"({B},) (class indices) or " if self.accepts_labels else ""
             raise ValueError(f"{self!r}: expected targets of shape {labels}{rows}, "
                              f"got shape {T.shape}")
-        return finite_result(T.astype(np.float64), repr(self), "targets")
+        return finite_result(T.astype(np.float64), self, "targets")
 
     def __call__(self, Y, T):
         """The batch loss (1/B) sum_b l(y_b, t_b), a float; keeps Y and T."""
-        Y = as_batch(Y, repr(self), name="output Y")
+        Y = as_batch(Y, self, name="output Y")
         self.Y, self.T = Y, self.targets(T, *Y.shape)
         self._forget()
         self.check_output(Y)
-        value = float(self.value_per_sample(Y, self.T).mean())
+        value = float(np.add.reduce(self.value_per_sample(Y, self.T))) / len(Y)
         if not np.isfinite(value):
             raise ValueError(f"{self!r}: the loss value is not finite ({value})")
         return value
@@ -105,17 +103,17 @@ class Loss(Cached):
     def backward(self):
         """Gradient of the batch loss w.r.t. Y: (B, o)."""
         Y, T = self._at()
-        return finite_result(self.grad_per_sample(Y, T) / len(Y), repr(self), "gradient")
+        return finite_result(self.grad_per_sample(Y, T) / len(Y), self, "gradient")
 
     def hessian(self):
         """Per-sample Hessians of the batch loss w.r.t. y_b: (B, o, o)."""
         Y, T = self._at()
-        return finite_result(self.hess_per_sample(Y, T) / len(Y), repr(self), "Hessian")
+        return finite_result(self.hess_per_sample(Y, T) / len(Y), self, "Hessian")
 
     def hvp(self, dY):
         """Hessian of the batch loss times dY (B, o), per sample: (B, o)."""
         Y, T = self._at()
-        return finite_result(self.hvp_per_sample(Y, T, dY) / len(Y), repr(self),
+        return finite_result(self.hvp_per_sample(Y, T, dY) / len(Y), self,
                              "Hessian-vector product")
 
 

@@ -86,11 +86,11 @@ class Module(Cached):
     # ----------------------------------------------------------- forward
     def __call__(self, X):
         """Y = forward(X) for X (B, m), checked: remembers ``input`` and ``output``."""
-        return self._checked_output(self._run(as_batch(X, repr(self), self.in_features)))
+        return self._checked_output(self._run(as_batch(X, self, self.in_features)))
 
     def _checked_output(self, Y):
         """Y, or a ValueError when it has a NaN or an infinity."""
-        return finite_result(Y, repr(self), "output")
+        return finite_result(Y, self, "output")
 
     def _run(self, X):
         """forward at an X already known to be a finite float64 batch: the

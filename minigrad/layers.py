@@ -116,7 +116,8 @@ class Linear(Module):
 
     def gram_params(self, H):
         """sum_b J_theta^T H_b J_theta for symmetric H_b: (p, p), in blocks
-            W-W: sum_b H_b kron x_b x_b^T,   W-b: sum_b H_b kron x_b,   b-b: sum_b H_b.
+        W-W: sum_b H_b kron x_b x_b^T, W-b: sum_b H_b kron x_b, b-b: sum_b H_b.
+
         The W-W entry ((i, j), (k, l)) is sum_b h_bik x_bj x_bl, symmetric in i, k
         and in j, l: it depends on the pairs {i, k} and {j, l} only. One
         (o(o+1)/2, B) @ (B, m(m+1)/2) product R computes each distinct entry once,

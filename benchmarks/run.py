@@ -265,12 +265,12 @@ def bench_problem(pb, config, tasks=TASKS, backends=None, sweep=False, verbose=T
             continue
 
         def progress(r, total, name=name):
-            if verbose:
+            # a live line on a terminal, one line per group in a log
+            if verbose and (sys.stdout.isatty() or r == total):
                 print(f"\r  {pb.label()}: {name:12s} round {r}/{total}"
-                      f"  ({time.perf_counter() - t_start:5.0f} s)", end="", flush=True)
+                      f"  ({time.perf_counter() - t_start:5.0f} s)",
+                      end="" if r < total else "\n", flush=True)
         samples = time_group(todo, budget, lo, hi, progress)
-        if verbose:
-            print(flush=True)
         out["rounds"][name] = len(next(iter(samples.values())))
         for (t, b, v), s in samples.items():
             if t == "floor":

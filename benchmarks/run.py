@@ -382,10 +382,18 @@ def machine():
 
 
 # ---------------------------------------------------------------------- printing
+def num(x, digits=3):
+    """`digits` significant figures, never in exponent notation."""
+    if x == 0 or not np.isfinite(x):
+        return f"{x:g}"
+    decimals = max(digits - 1 - int(np.floor(np.log10(abs(x)))), 0)
+    return f"{round(x, decimals):.{decimals}f}"
+
+
 def fmt(st, scale=1e3, digits=3):
     """'median [q25, q75]' with `digits` significant figures."""
-    return (f"{scale * st['median']:.{digits}g} [{scale * st['q25']:.{digits}g}, "
-            f"{scale * st['q75']:.{digits}g}]")
+    return (f"{num(scale * st['median'], digits)} [{num(scale * st['q25'], digits)}, "
+            f"{num(scale * st['q75'], digits)}]")
 
 
 def table(res):
@@ -397,17 +405,18 @@ def table(res):
         lines += [f"== {entry['label']}   (rounds: " +
                   ", ".join(f"{k} {v}" for k, v in entry["rounds"].items()) + ")",
                   "time per call, ms: median [25th, 75th percentile]"]
-        lines.append(f"{'task':13s}" + "".join(f"{b:>25s}" for b in backends))
+        lines.append(f"{'task':13s}" + "".join(f"{b:>26s}" for b in backends))
         for task, row in entry["cells"].items():
             lines.append(f"{task:13s}" + "".join(
-                f"{fmt(row[b]) if b in row else '-':>25s}" for b in backends))
+                f"{fmt(row[b]) if b in row else '-':>26s}" for b in backends))
         lines.append("time / minigrad's time, paired by round: median [25th, 75th]")
         for task, row in entry["cells"].items():
             parts = []
             for b in backends[1:]:
                 if b in row and "minigrad" in row:
                     parts.append(f"{b} {fmt(paired_ratio(row[b]['samples'], row['minigrad']['samples']), 1, 3)}")
-            lines.append(f"  {task:13s}" + "; ".join(parts))
+            if parts:
+                lines.append(f"  {task:13s}" + "; ".join(parts))
         variants = [f"{t} {b}: {c['variant']}" for t, row in entry["cells"].items()
                     for b, c in row.items() if len(c["variants"]) > 1]
         if variants:

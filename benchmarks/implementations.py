@@ -217,7 +217,6 @@ def make_jax(pb):
     jax.config.update("jax_enable_x64", True)
     X, T, Xj = jnp.asarray(pb.X), jnp.asarray(pb.T), jnp.asarray(pb.Xjac)
     w, v = jnp.asarray(pb.w), jnp.asarray(pb.v)
-    eye_n = jnp.eye(pb.n)
 
     def net1(w, x):                                       # one sample: (m,) -> (o,)
         W1, b1, W2, b2 = pb.unpack(w)
@@ -245,8 +244,8 @@ def make_jax(pb):
         HL = jax.vmap(jax.hessian(ce1))(net(w, X), T) / X.shape[0]    # (B, o, o)
         return jnp.einsum("bin,bij,bjm->nm", J, HL, J)
 
-    def gn_vmap(w, X, T, E):
-        return jax.vmap(lambda e: ggn_vp(w, X, T, e))(E)             # G symmetric: rows = columns
+    def gn_vmap(w, X, T):                                             # G v for every unit vector v
+        return jax.vmap(lambda e: ggn_vp(w, X, T, e))(jnp.eye(w.size, dtype=w.dtype))
 
     f = {
         "gradient": jax.jit(jax.grad(L)),
@@ -268,7 +267,7 @@ def make_jax(pb):
         "hvp": {"jit(jvp(grad))": call(f["hvp"], w, X, T, v)},
         "hessian": {"jit(hessian)": call(f["hessian"], w, X, T)},
         "gauss_newton": {"per-sample jacobians": call(f["gn_jacobians"], w, X, T),
-                         "vmap(ggn_vp)": call(f["gn_vmap"], w, X, T, eye_n)},
+                         "vmap(ggn_vp)": call(f["gn_vmap"], w, X, T)},
     }
 
 
@@ -281,7 +280,6 @@ def make_torch(pb):
     X, T, Xj = (torch.from_numpy(np.ascontiguousarray(a)) for a in (pb.X, pb.T, pb.Xjac))
     t = torch.from_numpy(pb.t.astype(np.int64))
     w, v = torch.from_numpy(pb.w.copy()), torch.from_numpy(pb.v.copy())
-    eye_n = torch.eye(pb.n, dtype=torch.float64)
 
     def net1(w, x):
         W1, b1, W2, b2 = pb.unpack(w)
@@ -335,7 +333,7 @@ def make_torch(pb):
         "hvp": {"jvp(grad)": call(lambda: jvp(grad(L), (w,), (v,))[1])},
         "hessian": {"func.hessian": call(lambda: hessian(L)(w))},
         "gauss_newton": {"per-sample jacobians": call(gn_jacobians),
-                         "vmap(ggn_vp)": call(lambda: vmap(ggn_vp)(eye_n))},
+                         "vmap(ggn_vp)": call(lambda: vmap(ggn_vp)(torch.eye(pb.n, dtype=torch.float64)))},
     }
 
 

@@ -208,7 +208,7 @@ def skip(backend, task, pb, sweep=False):
             return True
         if sweep and backend == "autograd":
             return True
-        if sweep and backend != "minigrad" and pb.B > 512:
+        if sweep and backend != "minigrad" and pb.B > 256:
             return True
     if sweep and task == "jacobian" and backend == "autograd" and pb.n > 40_000:
         return True
@@ -454,8 +454,9 @@ def main_run(config=RUN_CONFIG, verbose=True):
 
 
 #: the sweeps: the hidden width h at B = 256 (n up to ~1e5; full matrices to
-#: n <= 1e4), and the batch B at h = 32 (n = 2410)
-SWEEP_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024, 1536)
+#: n <= 1e4, the generic routes to 2410), and the batch B at h = 32 (n = 2410;
+#: the generic routes to the full matrices up to B = 256)
+SWEEP_WIDTHS = (8, 16, 32, 64, 128, 384, 1536)
 SWEEP_BATCHES = (32, 64, 128, 256, 512, 1024, 2048)
 
 

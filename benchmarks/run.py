@@ -40,6 +40,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
 
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
+import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import subprocess  # noqa: E402
@@ -351,10 +352,11 @@ def _git(*args):
         return ""
 
 
-def _version(module):
+def _version(dist):
+    """The installed version of a distribution, None when absent."""
     try:
-        return __import__(module).__version__
-    except Exception:          # absent, or broken on import: recorded as absent
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
         return None
 
 

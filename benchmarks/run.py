@@ -507,18 +507,20 @@ def plot_sweep(sweep, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, 6, figsize=(20, 6.5))
+    fig, axes = plt.subplots(2, 6, figsize=(20, 7))
     for row, (key, xname) in enumerate((("width", "n"), ("batch", "B"))):
         for ax, task in zip(axes[row], TASKS):
-            for b in ALL_BACKENDS:
+            for k, b in enumerate(ALL_BACKENDS):        # one colour per backend in every panel
                 pts = [(e["sizes"][xname], e["cells"][task][b]["median"]) for e in sweep[key]
                        if b in e["cells"].get(task, {})]
                 if pts:
                     x, y = zip(*pts)
-                    ax.loglog(x, 1e3 * np.array(y), "o-", label=b, ms=3)
-            ax.set_title(f"{task} vs {xname}", fontsize=9)
-    axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.15))
-    fig.tight_layout()
+                    ax.loglog(x, 1e3 * np.array(y), "o-", color=f"C{k}", label=b, ms=3)
+            ax.set_title(f"{task}: ms against {xname}", fontsize=9)
+            ax.set_visible(bool(ax.lines))
+    handles = {ln.get_label(): ln for ax in axes.ravel() for ln in ax.lines}
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=80)
     print(f"wrote {path}")
 

@@ -181,7 +181,7 @@ def test_exponent_fit_recovers_a_power_law_past_a_fixed_cost():
     x = np.array([10, 20, 40, 80, 160, 320, 640.0])
     y = 20 + 0.5 * x ** 2                        # a fixed cost that matters at small x
     assert run.fit_exponent(x, y, last=3) == pytest.approx(2, abs=0.02)
-    assert run.fit_exponent(x, y, last=7) < 1.9                # all points: bent by the fixed cost
+    assert run.fit_exponent(x, y, last=7) < 1.95               # all points: bent by the fixed cost
     assert run.fit_exponent(x, 3 * x ** 1.0, last=4) == pytest.approx(1.0)
     assert run.fit_exponent(x[::-1], 3 * x[::-1] ** 1.5) == pytest.approx(1.5)  # order-free
 

@@ -17,7 +17,8 @@ help:
 	@echo "make lab        open JupyterLab on the exercises"
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make grade NB=path/to/notebook.ipynb|folder/ [JSON=out.json] [CSV=out.csv] [GRADE_OPTS=...]"
-	@echo "make bench      benchmark minigrad against numpy and autograd"
+	@echo "make bench      benchmark minigrad against numpy and autograd (and JAX, PyTorch if installed)"
+	@echo "make bench-sweep  the same, plus the growth sweeps in batch and width"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,11 +62,16 @@ grade: $(STAMP)
 	@bash scripts/ensure_bwrap.sh || case " $(GRADE_OPTS) " in *" --no-sandbox "*) ;; *) exit 2;; esac
 	$(PY) -m grader "$(NB)" $(if $(JSON),--json "$(JSON)") $(if $(CSV),--csv "$(CSV)") --jobs $(JOBS) $(GRADE_OPTS)
 
+# Results go to _build/bench/; benchmarks/README.md says how to record into
+# benchmarks/results/ (what chapter 12 reads). BENCH_PY=.venv-bench/bin/python
+# runs with the JAX and PyTorch columns.
+BENCH_PY ?= $(PY)
+
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(BENCH_PY) benchmarks/run.py
 
 bench-sweep: $(STAMP)
-	$(PY) benchmarks/run.py --sweep
+	$(BENCH_PY) benchmarks/run.py --sweep
 
 clean:
 	rm -rf _build

@@ -5,15 +5,24 @@ The model is the MLP  m -> h (tanh) -> o  with softmax cross-entropy, the mean
 over a batch X (B, m) with class labels t (B,). Parameters flatten as in
 minigrad: w = [W1 (h, m), b1 (h,), W2 (o, h), b2 (o,)], n = h m + h + o h + o.
 
-Every implementation of a task returns the same array; ``run.py`` checks that
-before it times anything. Each ``make_*`` function returns a dict
-task name -> zero-argument callable, so the timing loop is the same for all.
+Each ``make_*`` function returns a dict  task -> {variant: callable}: a task
+is done by one or more zero-argument callables (variants), each returning the
+same numpy array. ``run.py`` checks every variant against the reference before
+it times anything, and a backend's cell is its fastest variant. The baselines
+are written the way their libraries' documentation recommends: JAX under
+``jit``, per-sample Jacobians by ``vmap(jacrev)``, Hessian-vector products
+forward-over-reverse (``jvp`` of ``grad``), the Gauss-Newton matrix both from
+per-sample Jacobians and from ``vmap`` of Gauss-Newton-vector products; PyTorch
+the same with ``torch.func``, plus the plain ``loss.backward()`` gradient of an
+``nn.Sequential`` model.
 """
 import numpy as np
 
 import minigrad as mg
 
-TASKS = ["gradient", "jacobian", "hessian", "ggn_vp", "hvp", "gauss_newton"]
+TASKS = ["gradient", "jacobian", "ggn_vp", "hvp", "hessian", "gauss_newton"]
+#: the tasks that build an n x n matrix
+MATRIX_TASKS = ("hessian", "gauss_newton")
 
 
 # ------------------------------------------------------------------ the problem
@@ -38,8 +47,8 @@ class Problem:
         self.Xjac = self.X[:B_jac]
 
     def unpack(self, w):
-        """w (n,) -> W1 (h, m), b1 (h,), W2 (o, h), b2 (o,) (views, works for
-        numpy and autograd arrays alike)."""
+        """w (n,) -> W1 (h, m), b1 (h,), W2 (o, h), b2 (o,): slices of w, for
+        numpy, autograd, JAX and torch arrays alike."""
         m, h, o = self.m, self.h, self.o
         k1 = h * m
         k2 = k1 + h
@@ -49,17 +58,21 @@ class Problem:
     def label(self):
         return f"{self.m}-{self.h}-{self.o}, B={self.B}, n={self.n}"
 
+    def sizes(self):
+        return {"m": self.m, "h": self.h, "o": self.o, "B": self.B, "B_jac": self.B_jac,
+                "n": self.n}
+
 
 # ---------------------------------------------------------------------- minigrad
 def make_minigrad(pb):
-    model, loss, X, T, v = pb.model, pb.loss, pb.X, pb.t, pb.v
+    model, loss, X, t, v = pb.model, pb.loss, pb.X, pb.t, pb.v
     return {
-        "gradient": lambda: mg.grad(model, loss, X, T),
-        "jacobian": lambda: mg.jacobian(model, pb.Xjac),
-        "hessian": lambda: mg.hessian(model, loss, X, T),
-        "ggn_vp": lambda: mg.ggn_vp(model, loss, X, T, v),
-        "hvp": lambda: mg.hvp(model, loss, X, T, v),
-        "gauss_newton": lambda: mg.gauss_newton(model, loss, X, T),
+        "gradient": {"grad": lambda: mg.grad(model, loss, X, t)},
+        "jacobian": {"jacobian": lambda: mg.jacobian(model, pb.Xjac)},
+        "ggn_vp": {"ggn_vp": lambda: mg.ggn_vp(model, loss, X, t, v)},
+        "hvp": {"hvp": lambda: mg.hvp(model, loss, X, t, v)},
+        "hessian": {"hessian": lambda: mg.hessian(model, loss, X, t)},
+        "gauss_newton": {"gauss_newton": lambda: mg.gauss_newton(model, loss, X, t)},
     }
 
 
@@ -72,9 +85,9 @@ def _softmax(Y):
 def make_numpy(pb):
     """Backprop written out for this one architecture, as one would by hand.
 
-    The Hessian column is n Hessian-vector products, batched 256 directions at
-    a time (the generic way without structure); the Gauss-Newton column is the
-    dense product J^T H_L J with J (B o, n) built explicitly.
+    The Hessian is n Hessian-vector products (R-operator), 256 directions at a
+    time: the generic way without structure. The Gauss-Newton matrix is the
+    dense product J^T (H_L J) with J (B o, n) built explicitly.
     """
     X, T, B, n = pb.X, pb.T, pb.B, pb.n
     W1, b1, W2, b2 = pb.unpack(pb.w)
@@ -94,18 +107,17 @@ def make_numpy(pb):
         A, _ = forward(X)
         Bj, o, h, m = X.shape[0], pb.o, pb.h, pb.m
         M = W2[None] * (1 - A * A)[:, None, :]           # dy/dz1 (Bj, o, h)
-        J = np.empty((Bj, o, n))
+        J = np.zeros((Bj, o, n))
         J[:, :, :h * m] = (M[:, :, :, None] * X[:, None, None, :]).reshape(Bj, o, h * m)
         J[:, :, h * m:h * m + h] = M
         k = h * m + h
-        JW2 = np.zeros((Bj, o, o, h))
+        JW2 = J[:, :, k:k + o * h].reshape(Bj, o, o, h)  # a view: row i holds a in block i
         JW2[:, np.arange(o), np.arange(o), :] = A[:, None, :]
-        J[:, :, k:k + o * h] = JW2.reshape(Bj, o, o * h)
         J[:, :, k + o * h:] = np.eye(o)
         return J
 
     def rop(V, residual):
-        """Hessian (residual) or GN times V (k, n): (k, n). Directions batched."""
+        """Hessian (residual) or Gauss-Newton matrix times V (k, n): (k, n)."""
         A, P = forward(X)
         k = V.shape[0]
         dW1 = V[:, :pb.h * pb.m].reshape(k, pb.h, pb.m)
@@ -139,25 +151,26 @@ def make_numpy(pb):
         return H
 
     def gauss_newton():
-        J = jacobian(X)                                    # (B, o, n)
+        J = jacobian(X).reshape(B, pb.o, n)
         _, P = forward(X)
         HL = (P[:, :, None] * np.eye(pb.o) - P[:, :, None] * P[:, None, :]) / B
-        HJ = HL @ J
-        return J.reshape(-1, n).T @ HJ.reshape(-1, n)
+        HJ = HL @ J                                        # (B, o, n)
+        return J.reshape(-1, n).T @ HJ.reshape(-1, n)      # (n, B o) (B o, n)
 
     return {
-        "gradient": gradient,
-        "jacobian": jacobian,
-        "hessian": hessian,
-        "ggn_vp": lambda: rop(pb.v[None], False)[0],
-        "hvp": lambda: rop(pb.v[None], True)[0],
-        "gauss_newton": gauss_newton,
+        "gradient": {"backprop": gradient},
+        "jacobian": {"blocks": jacobian},
+        "ggn_vp": {"R-operator": lambda: rop(pb.v[None], False)[0]},
+        "hvp": {"R-operator": lambda: rop(pb.v[None], True)[0]},
+        "hessian": {"n hvp": hessian},
+        "gauss_newton": {"dense J^T H J": gauss_newton},
     }
 
 
 # ---------------------------------------------------------------------- autograd
 def make_autograd(pb):
-    """autograd on a function of the flat vector w (its reference style)."""
+    """autograd on a function of the flat vector w, with its own helpers
+    (grad, jacobian, hessian, hessian_vector_product, make_ggnvp)."""
     import autograd
     import autograd.numpy as anp
 
@@ -178,9 +191,7 @@ def make_autograd(pb):
     jac_f = autograd.jacobian(lambda w: net(w, pb.Xjac))
     jac_full = autograd.jacobian(lambda w: net(w, pb.X))
     hess_L = autograd.hessian(L)
-
-    def ggn_vp():
-        return autograd.make_ggnvp(lambda w: net(w, pb.X), ce)(pb.w)(pb.v)
+    ggnvp = autograd.make_ggnvp(lambda w: net(w, pb.X), ce)
 
     def gauss_newton():
         J = jac_full(pb.w)                                 # (B, o, n)
@@ -189,63 +200,93 @@ def make_autograd(pb):
         return np.einsum("bin,bij,bjm->nm", J, HL, J, optimize=True)
 
     return {
-        "gradient": lambda: grad_L(pb.w),
-        "jacobian": lambda: jac_f(pb.w),
-        "hessian": lambda: hess_L(pb.w),
-        "ggn_vp": ggn_vp,
-        "hvp": lambda: hvp_L(pb.w, pb.v),
-        "gauss_newton": gauss_newton,
+        "gradient": {"grad": lambda: grad_L(pb.w)},
+        "jacobian": {"jacobian": lambda: jac_f(pb.w)},
+        "ggn_vp": {"make_ggnvp": lambda: ggnvp(pb.w)(pb.v)},
+        "hvp": {"hessian_vector_product": lambda: hvp_L(pb.w, pb.v)},
+        "hessian": {"hessian": lambda: hess_L(pb.w)},
+        "gauss_newton": {"jacobian, J^T H J": gauss_newton},
     }
 
 
 # ----------------------------------------------------------- optional: JAX, torch
 def make_jax(pb):
-    """JAX (float64, jit-compiled); only used when jax is installed."""
+    """JAX in float64, every function under jax.jit, data passed as arguments."""
     import jax
     import jax.numpy as jnp
     jax.config.update("jax_enable_x64", True)
     X, T, Xj = jnp.asarray(pb.X), jnp.asarray(pb.T), jnp.asarray(pb.Xjac)
     w, v = jnp.asarray(pb.w), jnp.asarray(pb.v)
 
-    def net(w, X):
+    def net1(w, x):                                       # one sample: (m,) -> (o,)
         W1, b1, W2, b2 = pb.unpack(w)
-        return jnp.tanh(X @ W1.T + b1) @ W2.T + b2
+        return W2 @ jnp.tanh(W1 @ x + b1) + b2
 
-    def ce(Y):
-        return jnp.mean(jax.nn.logsumexp(Y, axis=1) - jnp.sum(T * Y, axis=1))
+    def ce1(y, t):                                        # one sample's loss
+        return jax.nn.logsumexp(y) - t @ y
 
-    def L(w):
-        return ce(net(w, X))
+    def net(w, X):
+        return jax.vmap(net1, in_axes=(None, 0))(w, X)
 
-    def ggn(w, v):
+    def L(w, X, T):
+        return jnp.mean(jax.vmap(ce1)(net(w, X), T))
+
+    per_sample_jac = jax.vmap(jax.jacrev(net1), in_axes=(None, 0))    # (B, o, n)
+
+    def ggn_vp(w, X, T, v):
         Y, Jv = jax.jvp(lambda w: net(w, X), (w,), (v,))
-        HJv = jax.jvp(jax.grad(ce), (Y,), (Jv,))[1]
+        HJv = jax.jvp(lambda Y: jax.grad(lambda Y: jnp.mean(jax.vmap(ce1)(Y, T)))(Y),
+                      (Y,), (Jv,))[1]
         return jax.vjp(lambda w: net(w, X), w)[1](HJv)[0]
 
-    def gn(w):
-        J = jax.jacrev(lambda w: net(w, X))(w)
-        HL = jax.hessian(lambda Y: ce(Y))(net(w, X))       # (B, o, B, o), block-diagonal
-        Bn = pb.B
-        HL = HL[jnp.arange(Bn), :, jnp.arange(Bn), :]       # (B, o, o)
+    def gn_jacobians(w, X, T):
+        J = per_sample_jac(w, X)                                      # (B, o, n)
+        HL = jax.vmap(jax.hessian(ce1))(net(w, X), T) / X.shape[0]    # (B, o, o)
         return jnp.einsum("bin,bij,bjm->nm", J, HL, J)
 
-    fns = {
+    def gn_vmap(w, X, T):                                             # G v for every unit vector v
+        return jax.vmap(lambda e: ggn_vp(w, X, T, e))(jnp.eye(w.size, dtype=w.dtype))
+
+    f = {
         "gradient": jax.jit(jax.grad(L)),
-        "jacobian": jax.jit(lambda w: jax.jacrev(lambda w: net(w, Xj))(w)),
+        "jacobian": jax.jit(per_sample_jac),
+        "ggn_vp": jax.jit(ggn_vp),
+        "hvp": jax.jit(lambda w, X, T, v: jax.jvp(lambda w: jax.grad(L)(w, X, T), (w,), (v,))[1]),
         "hessian": jax.jit(jax.hessian(L)),
-        "ggn_vp": jax.jit(lambda w: ggn(w, v)),
-        "hvp": jax.jit(lambda w: jax.jvp(jax.grad(L), (w,), (v,))[1]),
-        "gauss_newton": jax.jit(gn),
+        "gn_jacobians": jax.jit(gn_jacobians),
+        "gn_vmap": jax.jit(gn_vmap),
     }
-    return {k: (lambda f=f: np.asarray(f(w).block_until_ready())) for k, f in fns.items()}
+
+    def call(fn, *args):
+        return lambda: np.asarray(fn(*args).block_until_ready())
+
+    return {
+        "gradient": {"jit(grad)": call(f["gradient"], w, X, T)},
+        "jacobian": {"jit(vmap(jacrev))": call(f["jacobian"], w, Xj)},
+        "ggn_vp": {"jit(jvp, jvp(grad), vjp)": call(f["ggn_vp"], w, X, T, v)},
+        "hvp": {"jit(jvp(grad))": call(f["hvp"], w, X, T, v)},
+        "hessian": {"jit(hessian)": call(f["hessian"], w, X, T)},
+        "gauss_newton": {"per-sample jacobians": call(f["gn_jacobians"], w, X, T),
+                         "vmap(ggn_vp)": call(f["gn_vmap"], w, X, T)},
+    }
 
 
 def make_torch(pb):
-    """PyTorch (float64, torch.func); only used when torch is installed."""
+    """PyTorch in float64: torch.func (grad, vmap, jacrev, jvp, vjp, hessian)
+    on a function of the flat vector w, and the plain backward() gradient of
+    an nn.Sequential with nn.CrossEntropyLoss."""
     import torch
-    from torch.func import grad, hessian, jacrev, jvp, vjp
-    X, T, Xj = (torch.from_numpy(a) for a in (pb.X, pb.T, pb.Xjac))
-    w, v = torch.from_numpy(pb.w.copy()), torch.from_numpy(pb.v)
+    from torch.func import grad, hessian, jacrev, jvp, vjp, vmap
+    X, T, Xj = (torch.from_numpy(np.ascontiguousarray(a)) for a in (pb.X, pb.T, pb.Xjac))
+    t = torch.from_numpy(pb.t.astype(np.int64))
+    w, v = torch.from_numpy(pb.w.copy()), torch.from_numpy(pb.v.copy())
+
+    def net1(w, x):
+        W1, b1, W2, b2 = pb.unpack(w)
+        return W2 @ torch.tanh(W1 @ x + b1) + b2
+
+    def ce1(y, t):
+        return torch.logsumexp(y, 0) - t @ y
 
     def net(w, X):
         W1, b1, W2, b2 = pb.unpack(w)
@@ -257,35 +298,59 @@ def make_torch(pb):
     def L(w):
         return ce(net(w, X))
 
-    def ggn():
+    per_sample_jac = vmap(jacrev(net1), in_dims=(None, 0))
+
+    def ggn_vp(v):
         Y, Jv = jvp(lambda w: net(w, X), (w,), (v,))
         HJv = jvp(grad(ce), (Y,), (Jv,))[1]
         return vjp(lambda w: net(w, X), w)[1](HJv)[0]
 
-    def gn():
-        J = jacrev(lambda w: net(w, X))(w)
-        P = torch.softmax(net(w, X), 1)
-        HL = (torch.diag_embed(P) - P[:, :, None] * P[:, None, :]) / pb.B
+    def gn_jacobians():
+        J = per_sample_jac(w, X)
+        HL = vmap(hessian(ce1))(net(w, X), T) / pb.B
         return torch.einsum("bin,bij,bjm->nm", J, HL, J)
 
-    fns = {
-        "gradient": lambda: grad(L)(w),
-        "jacobian": lambda: jacrev(lambda w: net(w, Xj))(w),
-        "hessian": lambda: hessian(L)(w),
-        "ggn_vp": ggn,
-        "hvp": lambda: jvp(grad(L), (w,), (v,))[1],
-        "gauss_newton": gn,
+    # the usual PyTorch model, its parameters copied from w
+    model = torch.nn.Sequential(torch.nn.Linear(pb.m, pb.h), torch.nn.Tanh(),
+                                torch.nn.Linear(pb.h, pb.o)).double()
+    with torch.no_grad():
+        for p, value in zip(model.parameters(), pb.unpack(w)):
+            p.copy_(value)
+    criterion = torch.nn.CrossEntropyLoss()
+
+    def backward():
+        model.zero_grad(set_to_none=True)
+        criterion(model(X), t).backward()
+        return torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+
+    def call(fn):
+        return lambda: fn().detach().numpy()
+
+    return {
+        "gradient": {"backward()": call(backward), "func.grad": call(lambda: grad(L)(w))},
+        "jacobian": {"vmap(jacrev)": call(lambda: per_sample_jac(w, Xj))},
+        "ggn_vp": {"jvp, jvp(grad), vjp": call(lambda: ggn_vp(v))},
+        "hvp": {"jvp(grad)": call(lambda: jvp(grad(L), (w,), (v,))[1])},
+        "hessian": {"func.hessian": call(lambda: hessian(L)(w))},
+        "gauss_newton": {"per-sample jacobians": call(gn_jacobians),
+                         "vmap(ggn_vp)": call(lambda: vmap(ggn_vp)(torch.eye(pb.n, dtype=torch.float64)))},
     }
-    return {k: (lambda f=f: f().detach().numpy()) for k, f in fns.items()}
+
+
+#: every backend, in table order; jax and torch are optional
+ALL_BACKENDS = {"minigrad": make_minigrad, "numpy": make_numpy, "autograd": make_autograd,
+                "jax": make_jax, "torch": make_torch}
+OPTIONAL = ("jax", "torch")
 
 
 def available_backends():
     """Backend name -> factory, the optional ones only when importable."""
-    backends = {"minigrad": make_minigrad, "numpy": make_numpy, "autograd": make_autograd}
-    for name, module, factory in (("jax", "jax", make_jax), ("torch", "torch", make_torch)):
-        try:
-            __import__(module)
-        except ImportError:
-            continue
+    backends = {}
+    for name, factory in ALL_BACKENDS.items():
+        if name in OPTIONAL:
+            try:
+                __import__(name)
+            except ImportError:
+                continue
         backends[name] = factory
     return backends

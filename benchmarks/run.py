@@ -1,28 +1,46 @@
 """Benchmark minigrad's derivatives against hand-written numpy and autograd
-(and JAX / PyTorch when installed).
+(and JAX / PyTorch when installed), with the spread of every number.
 
-    python benchmarks/run.py            # the table, written to _build/bench/results.json
-    python benchmarks/run.py --sweep    # also time against width and batch size, plot PNGs
+    python benchmarks/run.py                   # the table; JSON to _build/bench/
+    python benchmarks/run.py --sweep           # also the growth sweeps (batch, width)
+    python benchmarks/run.py --record          # write into benchmarks/results/ instead
+    python benchmarks/run.py --sweep-only --record
 
-Method: every implementation of a task is run once (warm-up, and JAX's
-compilation) and its result is checked equal to the reference (autograd, else
-numpy) to a relative 1e-8 before anything is timed. Then the implementations are
-timed interleaved, round-robin in one process, and the median of the samples is
-reported; the ratios come from the same run, so load from other processes
-affects all columns alike. A sample is the mean of enough back-to-back calls to
-last about 10 ms (one call for slow tasks), so sub-millisecond tasks are not
-measured at the timer's and the scheduler's resolution. Slow implementations
-get fewer samples (a time budget per cell).
+Method. Every variant of every task is called once (warm-up; JAX compiles
+here) and its result is checked against the reference (autograd, else the
+hand-written numpy) to a relative 1e-8 before anything is timed. Cells are
+timed in groups (the fast tasks together, then each full matrix on its own),
+round-robin: in each round every cell of the group takes one sample, in an
+order rotated from round to round. A sample is the mean of enough back-to-back
+calls to last about 10 ms (one call for slower cells). Each cell reports the
+median and the interquartile range (25th-75th percentile) of its samples. A
+ratio of two cells of one group is taken round by round (both samples of a
+round saw the same load), and its median and interquartile range are reported.
+
+Verdicts. A target "ratio <= L" is *met* when the ratio's 75th percentile is
+<= L, *MISSED* when its 25th percentile is > L, and *within noise* otherwise
+(for ">= L" the other way round): the middle half of the rounds decides.
+
+Cost against the floor. Each task's floating-point work F is counted
+(``flops``); the rate F / median time is compared with this machine's rate for
+a float64 square matrix product timed in the same run. The per-sample
+Jacobian, whose work is one multiply per entry it writes, is also compared with
+the time to allocate and fill an array of its size.
 """
 import os
 
-# Single-threaded BLAS by default: on a shared machine a second BLAS thread
-# spins against other processes and makes small products erratic. Set
-# OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS) yourself to measure otherwise.
+# One thread everywhere: numpy's BLAS, PyTorch (OpenMP) and XLA. On a shared
+# two-core machine a second thread spins against other processes and makes
+# small products erratic; one thread also makes the backends comparable.
+# Set these variables yourself to measure otherwise.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1")
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import subprocess  # noqa: E402
@@ -33,60 +51,106 @@ import tracemalloc  # noqa: E402
 import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, ROOT)
 
-import minigrad as mg  # noqa: E402
-from implementations import TASKS, Problem, available_backends  # noqa: E402
+from implementations import (ALL_BACKENDS, MATRIX_TASKS, OPTIONAL, TASKS,  # noqa: E402
+                             Problem, available_backends)
 
-REL_TOL = 1e-8          # results must agree to this relative error before timing
-BUDGET_S = 3.0          # time budget per (backend, task) cell, repeats are cut to fit
-SAMPLE_S = 0.01         # one timed sample: this long, in back-to-back calls
-MATRIX_MAX_N = 10_000   # skip full n x n matrices beyond this (memory)
-AUTOGRAD_HESSIAN_MAX_N = 3_000   # generic full matrices (n passes, dense J^T H J): minutes beyond
+REL_TOL = 1e-8          # every result agrees with the reference to this before timing
+SAMPLE_S = 0.01         # one sample: this long, in back-to-back calls
+MATMUL_N = 512          # the floor: a float64 (N, N) @ (N, N) product
+FAST = ("gradient", "jacobian", "ggn_vp", "hvp")
+MATRIX_MAX_N = 10_000           # full n x n matrices (minigrad) up to this n
+BASELINE_MATRIX_MAX_N = 3_000   # generic routes to the full matrices: minutes beyond
 
-def _gradient_target(limit):
-    return ("gradient", f"minigrad / numpy <= {limit}",
-            lambda t: _ratio(t, "gradient", "minigrad", "numpy", lambda r: r <= limit))
+#: how long to time: per group a budget in seconds, and bounds on the rounds
+RUN_CONFIG = {"fast": (20.0, 15, 51), "matrix": (45.0, 5, 21)}
+SWEEP_CONFIG = {"fast": (5.0, 7, 21), "matrix": (12.0, 3, 7)}
 
-
-#: the targets of the "One minigrad" issue; the gradient's limit depends on the model
-COMMON_TARGETS = [
-    # (task, description, function of the medians dict -> (value, passed))
-    ("jacobian", "autograd / minigrad >= 20",
-     lambda t: _ratio(t, "jacobian", "autograd", "minigrad", lambda r: r >= 20)),
-    ("hessian", "autograd / minigrad >= 25",
-     lambda t: _ratio(t, "hessian", "autograd", "minigrad", lambda r: r >= 25)),
-    ("gauss_newton", "minigrad / numpy (dense J^T H J) < 1",
-     lambda t: _ratio(t, "gauss_newton", "minigrad", "numpy", lambda r: r < 1)),
-    ("ggn_vp", "minigrad ggn_vp / minigrad gradient <= 2",
-     lambda t: _cross(t, "ggn_vp", "gradient", lambda r: r <= 2)),
-    ("hvp", "minigrad hvp / minigrad gradient <= 2",
-     lambda t: _cross(t, "hvp", "gradient", lambda r: r <= 2)),
-    # against JAX: only when it is installed (benchmarks/requirements-bench.txt)
-    ("jacobian", "minigrad / jax <= 1 (no slower)",
-     lambda t: _ratio(t, "jacobian", "minigrad", "jax", lambda r: r <= 1)),
-    ("hessian", "minigrad / jax < 1 (faster)",
-     lambda t: _ratio(t, "hessian", "minigrad", "jax", lambda r: r < 1)),
+#: the targets of the "One minigrad" issue, on 64-32-10 (the gradient also on
+#: 64-128-10): (task, numerator cell, denominator cell, op, limit)
+TARGETS_SMALL = [
+    ("gradient", ("gradient", "minigrad"), ("gradient", "numpy"), "<=", 1.35),
+    ("jacobian", ("jacobian", "autograd"), ("jacobian", "minigrad"), ">=", 20.0),
+    ("hessian", ("hessian", "autograd"), ("hessian", "minigrad"), ">=", 25.0),
+    ("gauss_newton", ("gauss_newton", "minigrad"), ("gauss_newton", "numpy"), "<=", 1.0),
+    ("ggn_vp", ("ggn_vp", "minigrad"), ("gradient", "minigrad"), "<=", 2.0),
+    ("hvp", ("hvp", "minigrad"), ("gradient", "minigrad"), "<=", 2.0),
 ]
-#: the gradient's limit per model: 1.35 on the small one, 1.15 on the wide one
-GRADIENT_LIMITS = [1.35, 1.15]
+TARGETS_WIDE = [("gradient", ("gradient", "minigrad"), ("gradient", "numpy"), "<=", 1.15)]
 
 
-def _ratio(t, task, a, b, ok):
-    if a not in t.get(task, {}) or b not in t.get(task, {}):
-        return None, None
-    r = t[task][a] / t[task][b]
-    return r, bool(ok(r))
+# ------------------------------------------------------------ counting the work
+def flops(task, m, h, o, B, B_jac, n):
+    """Floating-point operations of a task on the MLP m -> h -> o, counting
+    the matrix products (2 per multiply-add); elementwise work is left out.
+
+    gradient: forward 2B(mh + ho), backward 2B(ho) for dL/dA, 2B(ho + mh) for
+    the weight gradients: 2B(2mh + 3ho).
+    ggn_vp: forward 2B(mh + ho), tangents 2B(mh + 2ho), backward of H_L J v
+    2B(2ho + mh): 2B(3mh + 5ho).  hvp: the same plus the three products of
+    the gradient's residual terms (E W2, E dW2, E^T dA), 2B(3ho): 2B(3mh + 8ho).
+    jacobian: forward 2B_j(mh + ho) and one multiply per entry of the W1 block
+    (a kron x): B_j(2mh + 2ho + ohm).
+    hessian, gauss_newton: the n^2 entries are each a sum over the batch,
+    (1/B) sum_b of the Kronecker factors: one product with inner size B, 2Bn^2.
+    """
+    return {
+        "gradient": 2 * B * (2 * m * h + 3 * h * o),
+        "ggn_vp": 2 * B * (3 * m * h + 5 * h * o),
+        "hvp": 2 * B * (3 * m * h + 8 * h * o),
+        "jacobian": B_jac * (2 * m * h + 2 * h * o + o * h * m),
+        "hessian": 2 * B * n * n,
+        "gauss_newton": 2 * B * n * n,
+    }[task]
 
 
-def _cross(t, task_a, task_b, ok):
-    if "minigrad" not in t.get(task_a, {}) or "minigrad" not in t.get(task_b, {}):
-        return None, None
-    r = t[task_a]["minigrad"] / t[task_b]["minigrad"]
-    return r, bool(ok(r))
+# -------------------------------------------------------------------- statistics
+def spread(samples):
+    """median, 25th and 75th percentile of a list of numbers."""
+    q25, med, q75 = np.percentile(np.asarray(samples, float), [25, 50, 75])
+    return {"median": float(med), "q25": float(q25), "q75": float(q75)}
 
 
+def paired_ratio(num, den):
+    """Round-by-round ratios num[i] / den[i] and their spread."""
+    k = min(len(num), len(den))
+    r = np.asarray(num[:k], float) / np.asarray(den[:k], float)
+    return {**spread(r), "rounds": int(k)}
+
+
+def verdict(stats, op, limit):
+    """'met', 'MISSED' or 'within noise' for a ratio with spread `stats`
+    (median, q25, q75) against `ratio op limit`: the whole interquartile range
+    must lie on one side of the limit for a met or a missed."""
+    if op == "<=":
+        if stats["q75"] <= limit:
+            return "met"
+        if stats["q25"] > limit:
+            return "MISSED"
+    elif op == ">=":
+        if stats["q25"] >= limit:
+            return "met"
+        if stats["q75"] < limit:
+            return "MISSED"
+    else:
+        raise ValueError(f"op must be '<=' or '>=', got {op!r}")
+    return "within noise"
+
+
+def fit_exponent(x, y, last=4):
+    """Least-squares slope of log y against log x over the `last` largest x
+    (where fixed costs matter least): time ~ x^slope."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    order = np.argsort(x)[-last:]
+    if len(order) < 2:
+        return None
+    return float(np.polyfit(np.log(x[order]), np.log(y[order]), 1)[0])
+
+
+# ------------------------------------------------------------------------ timing
 def rel_error(a, b):
     """max |a - b| / max |b|: one number for arrays of any shape."""
     a, b = np.asarray(a), np.asarray(b)
@@ -95,191 +159,369 @@ def rel_error(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
+def time_group(cells, budget_s, min_rounds, max_rounds, progress=None):
+    """Time zero-argument callables round-robin. cells: key -> callable.
+
+    Every cell gets the same number of rounds (so ratios pair round by round);
+    the number is budget_s / (time of one round), within the bounds.
+    Returns key -> list of seconds per call, one per round.
+    """
+    keys = list(cells)
+    calls, one = {}, {}
+    for k in keys:                                  # size the samples
+        t0 = time.perf_counter()
+        cells[k]()
+        one[k] = time.perf_counter() - t0
+        calls[k] = int(np.clip(SAMPLE_S / max(one[k], 1e-9), 1, 1000))
+    round_s = sum(one[k] * calls[k] for k in keys)
+    rounds = int(np.clip(budget_s / max(round_s, 1e-9), min_rounds, max_rounds))
+    samples = {k: [] for k in keys}
+    for r in range(rounds):
+        s = r % len(keys)
+        for k in keys[s:] + keys[:s]:               # each cell follows every other in turn
+            f, c = cells[k], calls[k]
+            t0 = time.perf_counter()
+            for _ in range(c):
+                f()
+            samples[k].append((time.perf_counter() - t0) / c)
+        if progress:
+            progress(r + 1, rounds)
+    return samples
+
+
+def floor_cells(pb):
+    """The two floors, timed beside the fast tasks: a float64 square matrix
+    product, and allocating and filling an array the size of the Jacobian."""
+    rng = np.random.default_rng(1)
+    A, Bm = rng.standard_normal((2, MATMUL_N, MATMUL_N))
+    size = pb.B_jac * pb.o * pb.n
+    return {("floor", "matmul"): lambda: A @ Bm,
+            ("floor", "fill"): lambda: np.ones(size)}
+
+
 def skip(backend, task, pb, sweep=False):
-    """Cells not run: full matrices too large, autograd's Hessian too slow;
-    in a sweep, also the slow baselines of the two full matrices."""
-    if task in ("hessian", "gauss_newton") and pb.n > MATRIX_MAX_N:
-        return True
-    if task in ("hessian", "gauss_newton") and backend != "minigrad" \
-            and (pb.n > AUTOGRAD_HESSIAN_MAX_N or (sweep and backend == "autograd")):
+    """Cells not run: full matrices too large (every backend) or too slow
+    (the generic routes; autograd's always in a sweep)."""
+    if task in MATRIX_TASKS:
+        if pb.n > MATRIX_MAX_N:
+            return True
+        if backend != "minigrad" and pb.n > BASELINE_MATRIX_MAX_N:
+            return True
+        if sweep and backend == "autograd":
+            return True
+        if sweep and backend != "minigrad" and pb.B > 256:
+            return True
+    if sweep and task == "jacobian" and backend == "autograd" and pb.n > 40_000:
         return True
     return False
 
 
-def bench_problem(pb, repeats, tasks=TASKS, backends=None, verbose=True, sweep=False):
-    """Check and time every task on one problem.
-
-    Returns {"medians": task -> backend -> seconds, "times": ... lists,
-    "errors": task -> backend -> relative error to the reference}.
-    """
-    factories = backends or available_backends()
-    impls = {name: make(pb) for name, make in factories.items()}
-    medians, times, errors = {}, {}, {}
-    for task in tasks:
-        cells = [b for b in impls if not skip(b, task, pb, sweep)]
-        results, first = {}, {}
-        for b in cells:                               # warm-up (and compile) and result
-            results[b] = impls[b][task]()
-            t0 = time.perf_counter()                  # one more call, to size the samples
-            impls[b][task]()
-            first[b] = time.perf_counter() - t0
-        ref = next((b for b in ("autograd", "numpy") if b in results), None)
-        # a cell with no independent reference is recorded as unchecked (None)
-        errors[task] = {b: (rel_error(results[b], results[ref]) if ref else None) for b in cells}
-        bad = {b: e for b, e in errors[task].items() if e is not None and not e <= REL_TOL}
-        if bad:
-            raise AssertionError(f"{pb.label()} {task}: results differ from {ref}: {bad}")
-        del results
-        calls = {b: int(np.clip(SAMPLE_S / max(first[b], 1e-9), 1, 1000)) for b in cells}
-        reps = {b: int(np.clip(BUDGET_S / max(first[b] * calls[b], 1e-9), 1, repeats))
-                for b in cells}
-        times[task] = {b: [] for b in cells}
-        for r in range(max(reps.values())):
-            # interleaved, round-robin, rotated each round so that every
-            # implementation follows every other equally often (threads that
-            # spin after a JAX or torch call slow down whatever runs next)
-            for b in cells[r % len(cells):] + cells[:r % len(cells)]:
-                if r < reps[b]:
-                    f, k = impls[b][task], calls[b]
-                    t0 = time.perf_counter()
-                    for _ in range(k):
-                        f()
-                    times[task][b].append((time.perf_counter() - t0) / k)
-        medians[task] = {b: float(np.median(ts)) for b, ts in times[task].items()}
-        if verbose:
-            print(f"  {task:13s}" + "".join(f"  {b} {1e3 * s:9.2f} ms" for b, s in medians[task].items()),
-                  flush=True)
-    return {"medians": medians, "times": times, "errors": errors}
-
-
-def hessian_peak_memory(pb):
-    """Peak memory traced while minigrad builds the full Hessian, in bytes,
-    and the size of the Hessian itself (n^2 float64)."""
-    mg.hessian(pb.model, pb.loss, pb.X, pb.t)          # warm caches outside the trace
+def peak_memory(fn):
+    """Peak bytes traced by tracemalloc during one call (numpy's arrays are
+    traced; JAX's and PyTorch's allocators are not, so they are not measured)."""
+    fn()
     tracemalloc.start()
-    H = mg.hessian(pb.model, pb.loss, pb.X, pb.t)
+    out = fn()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return peak, H.nbytes
+    return int(peak), int(np.asarray(out).nbytes)
+
+
+def bench_problem(pb, config, tasks=TASKS, backends=None, sweep=False, verbose=True,
+                  memory_backends=("minigrad", "numpy", "autograd"), floors=True):
+    """Check, then time every task of one problem.
+
+    Returns {"cells": task -> backend -> {"variant", "median", "q25", "q75",
+    "samples", "variants": name -> {... "rel_error"}}, "floor": ...,
+    "rounds": group -> count, "memory": task -> backend -> bytes}.
+    Raises AssertionError when a result differs from the reference.
+    """
+    factories = backends or available_backends()
+    t_start = time.perf_counter()
+    impls = {name: make(pb) for name, make in factories.items()}
+    cells, errors = {}, {}
+    for task in tasks:                               # check first, time after
+        run = [b for b in impls if not skip(b, task, pb, sweep)]
+        results = {(b, v): f() for b in run for v, f in impls[b][task].items()}
+        ref = next((b for b in ("autograd", "numpy") if b in run), None)
+        ref_value = next(r for (b, _), r in results.items() if b == ref) if ref else None
+        for key, r in results.items():
+            errors[task, key] = rel_error(r, ref_value) if ref else None
+        bad = {f"{b} {v}": e for (t, (b, v)), e in errors.items()
+               if t == task and e is not None and not e <= REL_TOL}
+        if bad:
+            raise AssertionError(f"{pb.label()} {task}: results differ from {ref}: {bad}")
+        del results, ref_value
+        cells[task] = run
+
+    groups = [("fast", [t for t in tasks if t in FAST], config["fast"])] + \
+        [(t, [t], config["matrix"]) for t in tasks if t in MATRIX_TASKS]
+    out = {"cells": {}, "rounds": {}, "memory": {}}
+    for name, group_tasks, (budget, lo, hi) in groups:
+        todo = {(t, b, v): f for t in group_tasks for b in cells[t]
+                for v, f in impls[b][t].items()}
+        if name == "fast" and floors:
+            todo.update({(k[0], k[1], ""): f for k, f in floor_cells(pb).items()})
+        if not todo:
+            continue
+
+        def progress(r, total, name=name):
+            # a live line on a terminal, one line per group in a log
+            if verbose and (sys.stdout.isatty() or r == total):
+                print(f"\r  {pb.label()}: {name:12s} round {r}/{total}"
+                      f"  ({time.perf_counter() - t_start:5.0f} s)",
+                      end="" if r < total else "\n", flush=True)
+        samples = time_group(todo, budget, lo, hi, progress)
+        out["rounds"][name] = len(next(iter(samples.values())))
+        for (t, b, v), s in samples.items():
+            if t == "floor":
+                out.setdefault("floor", {})[b] = {**spread(s), "samples": s}
+                continue
+            cell = out["cells"].setdefault(t, {}).setdefault(b, {"variants": {}})
+            cell["variants"][v] = {**spread(s), "samples": s, "rel_error": errors[t, (b, v)]}
+        for t in group_tasks:
+            for b, cell in out["cells"].get(t, {}).items():
+                best = min(cell["variants"], key=lambda v: cell["variants"][v]["median"])
+                cell.update({"variant": best, **{k: cell["variants"][best][k] for k in
+                                                 ("median", "q25", "q75", "samples")}})
+    for t in tasks:                                   # memory, after the timing
+        for b in cells[t]:
+            if b in memory_backends:
+                f = impls[b][t][out["cells"][t][b]["variant"]]
+                peak, size = peak_memory(f)
+                out["memory"].setdefault(t, {})[b] = {"peak_bytes": peak, "result_bytes": size}
+    if floors:
+        out["floor"]["matmul"]["N"] = MATMUL_N
+        out["floor"]["matmul"]["flops"] = 2 * MATMUL_N ** 3
+        out["floor"]["fill"]["bytes"] = 8 * pb.B_jac * pb.o * pb.n
+    out["seconds"] = time.perf_counter() - t_start
+    return out
+
+
+def cost(entry):
+    """Each cell's rate F / median time and its fraction of the matmul rate."""
+    s = entry["sizes"]
+    peak = entry["floor"]["matmul"]["flops"] / entry["floor"]["matmul"]["median"]
+    res = {"matmul_gflops": peak / 1e9, "tasks": {}}
+    for task, row in entry["cells"].items():
+        F = flops(task, **s)
+        res["tasks"][task] = {"flops": F, "rate": {}}
+        for b, cell in row.items():
+            rate = F / cell["median"]
+            res["tasks"][task]["rate"][b] = {"gflops": rate / 1e9, "fraction": rate / peak}
+        if task == "jacobian":
+            fill = entry["floor"]["fill"]["median"]
+            res["tasks"][task]["fill_multiple"] = {b: c["median"] / fill for b, c in row.items()}
+    return res
+
+
+def targets(entry, spec):
+    """The issue's targets as paired ratios with verdicts."""
+    out = []
+    for task, (ta, ba), (tb, bb), op, limit in spec:
+        row = {"task": task, "num": f"{ba} {ta}", "den": f"{bb} {tb}", "op": op, "limit": limit}
+        ca, cb = entry["cells"].get(ta, {}).get(ba), entry["cells"].get(tb, {}).get(bb)
+        if ca is None or cb is None:
+            row.update(median=None, q25=None, q75=None, verdict="not run")
+        else:
+            st = paired_ratio(ca["samples"], cb["samples"])
+            row.update(st, verdict=verdict(st, op, limit))
+        out.append(row)
+    return out
+
+
+# -------------------------------------------------------------- what was measured
+def minigrad_hash(root=ROOT):
+    """sha256 over the sorted relative paths and contents of minigrad/**/*.py."""
+    h = hashlib.sha256()
+    base = os.path.join(root, "minigrad")
+    files = sorted(os.path.relpath(os.path.join(d, f), base).replace(os.sep, "/")
+                   for d, _, fs in os.walk(base) for f in fs if f.endswith(".py"))
+    for rel in files:
+        h.update(rel.encode() + b"\0")
+        with open(os.path.join(base, rel), "rb") as fh:
+            h.update(fh.read() + b"\0")
+    return h.hexdigest()
+
+
+def _git(*args):
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+def _version(dist):
+    """The installed version of a distribution, None when absent."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def machine():
-    """What the numbers were measured on."""
+    """What the numbers were measured on, and which code was measured."""
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")),
+                       cpu)
     except OSError:
         pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE,
-                                capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = ""
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "platform": platform.platform(), "commit": commit,
-            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-            "backends": list(available_backends())}
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": _git("rev-parse", "HEAD"),
+        "minigrad_dirty": bool(_git("status", "--porcelain", "--", "minigrad")),
+        "minigrad_sha256": minigrad_hash(),
+        "versions": {m: _version(m) for m in ("numpy", "autograd", "jax", "jaxlib", "torch")},
+        "threads": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                   "XLA_FLAGS")},
+        "backends": list(available_backends()),
+        "absent": [b for b in ALL_BACKENDS if b not in available_backends()],
+    }
 
 
-def fmt_ms(s):
-    return "-" if s is None else f"{1e3 * s:.2f}"
+# ---------------------------------------------------------------------- printing
+def num(x, digits=3):
+    """`digits` significant figures, never in exponent notation."""
+    if x == 0 or not np.isfinite(x):
+        return f"{x:g}"
+    decimals = max(digits - 1 - int(np.floor(np.log10(abs(x)))), 0)
+    return f"{round(x, decimals):.{decimals}f}"
+
+
+def fmt(st, scale=1e3, digits=3):
+    """'median [q25, q75]' with `digits` significant figures."""
+    return (f"{num(scale * st['median'], digits)} [{num(scale * st['q25'], digits)}, "
+            f"{num(scale * st['q75'], digits)}]")
 
 
 def table(res):
-    """The results as a plain-text table of medians (ms) and ratios."""
+    """The results as plain text: times (ms) and ratios to minigrad, each as
+    median [25th, 75th percentile]; the targets with verdicts; cost."""
+    backends = res["machine"]["backends"]
     lines = []
-    for k, prob in enumerate(res["problems"]):
-        med = prob["medians"]
-        backends = [b for b in res["machine"]["backends"]]
-        others = [b for b in backends if b != "minigrad"]
-        head = f"{'task':13s}" + "".join(f"{b + ' ms':>12s}" for b in backends) + \
-            "".join(f"{b + '/mg':>12s}" for b in others)
-        lines += [f"{prob['label']}", head, "-" * len(head)]
-        for task, cell in med.items():
-            row = f"{task:13s}" + "".join(f"{fmt_ms(cell.get(b)):>12s}" for b in backends)
-            mgt = cell.get("minigrad")
-            for b in others:
-                row += f"{cell[b] / mgt:>12.2f}" if b in cell and mgt else f"{'-':>12s}"
-            lines.append(row)
-        if prob.get("targets"):
-            lines.append("targets:")
-            for tg in prob["targets"]:
-                val = "-" if tg["value"] is None else f"{tg['value']:.2f}"
-                mark = {True: "met", False: "MISSED", None: "not run"}[tg["passed"]]
-                lines.append(f"  {tg['task']:13s} {tg['target']:45s} {val:>8s}  {mark}")
-        if "hessian_peak_bytes" in prob:
-            lines.append(f"  full Hessian peak memory / matrix size: "
-                         f"{prob['hessian_peak_bytes'] / prob['hessian_bytes']:.2f} (target < 4)")
+    for entry in res["problems"]:
+        lines += [f"== {entry['label']}   (rounds: " +
+                  ", ".join(f"{k} {v}" for k, v in entry["rounds"].items()) + ")",
+                  "time per call, ms: median [25th, 75th percentile]"]
+        lines.append(f"{'task':13s}" + "".join(f"{b:>26s}" for b in backends))
+        for task, row in entry["cells"].items():
+            lines.append(f"{task:13s}" + "".join(
+                f"{fmt(row[b]) if b in row else '-':>26s}" for b in backends))
+        lines.append("time / minigrad's time, paired by round: median [25th, 75th]")
+        for task, row in entry["cells"].items():
+            parts = []
+            for b in backends[1:]:
+                if b in row and "minigrad" in row:
+                    parts.append(f"{b} {fmt(paired_ratio(row[b]['samples'], row['minigrad']['samples']), 1, 3)}")
+            if parts:
+                lines.append(f"  {task:13s}" + "; ".join(parts))
+        variants = [f"{t} {b}: {c['variant']}" for t, row in entry["cells"].items()
+                    for b, c in row.items() if len(c["variants"]) > 1]
+        if variants:
+            lines.append("fastest variant where there are several: " + "; ".join(variants))
+        if entry.get("targets"):
+            lines.append("targets (ratio median [25th, 75th]; met / MISSED only when the "
+                         "interquartile range is on one side):")
+            for tg in entry["targets"]:
+                val = "-" if tg["median"] is None else fmt(tg, 1, 3)
+                lines.append(f"  {tg['num']:>19s} / {tg['den']:19s} {tg['op']} {tg['limit']:<5g}"
+                             f" {val:>22s}  {tg['verdict']}")
+        c = entry["cost"]
+        lines.append(f"cost: matmul {MATMUL_N}^2 runs at {c['matmul_gflops']:.2f} GFLOP/s; "
+                     "each task's counted work / time, as a fraction of it:")
+        for task, row in c["tasks"].items():
+            lines.append(f"  {task:13s} F = {row['flops']:.3g}   " + "  ".join(
+                f"{b} {r['fraction']:.3f}" for b, r in row["rate"].items()))
         lines.append("")
+    if res["machine"]["absent"]:
+        lines.append("absent: " + ", ".join(res["machine"]["absent"]) +
+                     " (not installed; pip install -r benchmarks/requirements-bench.txt)")
     return "\n".join(lines)
 
 
-def main_run(args):
-    problems = [Problem(64, 32, 10, B=256), Problem(64, 128, 10, B=256)]
-    out = {"machine": machine(), "repeats": args.repeats, "rel_tol": REL_TOL, "problems": []}
-    for pb in problems:
-        print(pb.label(), flush=True)
-        r = bench_problem(pb, args.repeats)
-        entry = {"label": pb.label(), "sizes": {"m": pb.m, "h": pb.h, "o": pb.o, "B": pb.B,
-                                                "B_jac": pb.B_jac, "n": pb.n}, **r}
-        entry["targets"] = []
-        limit = GRADIENT_LIMITS[len(out["problems"])]
-        for task, desc, fn in [_gradient_target(limit)] + COMMON_TARGETS:
-            value, passed = fn(r["medians"])
-            entry["targets"].append({"task": task, "target": desc, "value": value, "passed": passed})
-        if pb.n <= MATRIX_MAX_N:
-            peak, size = hessian_peak_memory(pb)
-            entry["hessian_peak_bytes"], entry["hessian_bytes"] = peak, size
-            entry["targets"].append({"task": "hessian", "target": "peak memory / matrix size < 4",
-                                     "value": peak / size, "passed": bool(peak / size < 4)})
+# ---------------------------------------------------------------------- the runs
+def main_run(config=RUN_CONFIG, verbose=True):
+    out = {"machine": machine(), "config": config, "rel_tol": REL_TOL, "problems": []}
+    for pb, spec in ((Problem(64, 32, 10, B=256), TARGETS_SMALL),
+                     (Problem(64, 128, 10, B=256), TARGETS_WIDE)):
+        entry = {"label": pb.label(), "sizes": pb.sizes(), **bench_problem(pb, config, verbose=verbose)}
+        entry["targets"] = targets(entry, spec)
+        entry["cost"] = cost(entry)
         out["problems"].append(entry)
     return out
 
 
-def main_sweep(args):
-    """Time against the hidden width h (B = 256) and the batch B (h = 32)."""
-    sweep = {"width": [], "batch": []}
-    for h in (8, 16, 32, 64):
-        pb = Problem(64, h, 10, B=256)
-        print(pb.label(), flush=True)
-        sweep["width"].append({"h": h, "B": 256, "n": pb.n,
-                               **bench_problem(pb, args.repeats, sweep=True)})
-    for B in (32, 128, 512):
-        pb = Problem(64, 32, 10, B=B)
-        print(pb.label(), flush=True)
-        sweep["batch"].append({"h": 32, "B": B, "n": pb.n,
-                               **bench_problem(pb, args.repeats, sweep=True)})
+#: the sweeps: the hidden width h at B = 256 (n up to ~1e5; full matrices to
+#: n <= 1e4, the generic routes to 2410), and the batch B at h = 32 (n = 2410;
+#: the generic routes to the full matrices up to B = 256)
+SWEEP_WIDTHS = (8, 16, 32, 64, 128, 384, 1536)
+SWEEP_BATCHES = (32, 64, 128, 256, 512, 1024, 2048)
+
+
+def main_sweep(config=SWEEP_CONFIG, verbose=True):
+    sweep = {"machine": machine(), "config": config, "width": [], "batch": []}
+    for key, values in (("width", SWEEP_WIDTHS), ("batch", SWEEP_BATCHES)):
+        for x in values:
+            pb = Problem(64, x, 10, B=256) if key == "width" else Problem(64, 32, 10, B=x)
+            tasks = TASKS if key == "width" else [t for t in TASKS if t != "jacobian"]
+            r = bench_problem(pb, config, tasks=tasks, sweep=True, verbose=verbose,
+                              memory_backends=("minigrad",), floors=False)
+            r.pop("floor", None)
+            for row in r["cells"].values():          # keep the spread, not every sample
+                for cell in row.values():
+                    cell.pop("samples")
+                    for v in cell["variants"].values():
+                        v.pop("samples")
+            sweep[key].append({"label": pb.label(), "sizes": pb.sizes(), **r})
+    sweep["fits"] = fits(sweep)
     return sweep
+
+
+#: the exponent each curve should have: time ~ n^p at fixed B, ~ B^p at fixed n
+THEORY = {"width": {"gradient": 1, "jacobian": 1, "ggn_vp": 1, "hvp": 1, "hessian": 2,
+                    "gauss_newton": 2},
+          "batch": {"gradient": 1, "ggn_vp": 1, "hvp": 1, "hessian": 1, "gauss_newton": 1}}
+
+
+def fits(sweep):
+    """Fitted exponent per (sweep, task, backend), beside the theoretical one."""
+    out = {}
+    for key, xname in (("width", "n"), ("batch", "B")):
+        for task in THEORY[key]:
+            for b in ALL_BACKENDS:
+                pts = [(e["sizes"][xname], e["cells"][task][b]["median"]) for e in sweep[key]
+                       if b in e["cells"].get(task, {})]
+                if len(pts) >= 3:
+                    x, y = zip(*pts)
+                    out.setdefault(key, {}).setdefault(task, {})[b] = {
+                        "fitted": fit_exponent(x, y), "theory": THEORY[key][task],
+                        "points": len(pts), "x_range": [min(x), max(x)]}
+    return out
 
 
 def plot_sweep(sweep, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, len(TASKS), figsize=(3.2 * len(TASKS), 6.4))
-    for row, (key, xname, xlabel) in enumerate((("width", "n", "parameters n (width h varies, B = 256)"),
-                                                 ("batch", "B", "batch size B (n = 2410)"))):
-        for col, task in enumerate(TASKS):
-            ax = axes[row, col]
-            backends = sorted({b for e in sweep[key] for b in e["medians"].get(task, {})})
-            for b in backends:
-                pts = [(e[xname], e["medians"][task][b]) for e in sweep[key]
-                       if b in e["medians"].get(task, {})]
+    fig, axes = plt.subplots(2, 6, figsize=(20, 7))
+    for row, (key, xname) in enumerate((("width", "n"), ("batch", "B"))):
+        for ax, task in zip(axes[row], TASKS):
+            for k, b in enumerate(ALL_BACKENDS):        # one colour per backend in every panel
+                pts = [(e["sizes"][xname], e["cells"][task][b]["median"]) for e in sweep[key]
+                       if b in e["cells"].get(task, {})]
                 if pts:
                     x, y = zip(*pts)
-                    ax.loglog(x, 1e3 * np.array(y), "o-", label=b, ms=3)
-            ax.set_title(task, fontsize=9)
-            ax.set_xlabel(xlabel if col == 0 else xname, fontsize=8)
-            ax.set_ylabel("median time (ms)", fontsize=8)
-            ax.tick_params(labelsize=7)
-            if row == 0 and col == 0:
-                ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+                    ax.loglog(x, 1e3 * np.array(y), "o-", color=f"C{k}", label=b, ms=3)
+            ax.set_title(f"{task}: ms against {xname}", fontsize=9)
+            ax.set_visible(bool(ax.lines))
+    handles = {ln.get_label(): ln for ax in axes.ravel() for ln in ax.lines}
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=80)
     print(f"wrote {path}")
 
 
@@ -293,32 +535,47 @@ def _jsonable(obj):
     return obj
 
 
+def write(obj, path):
+    with open(path, "w") as fh:
+        json.dump(_jsonable(obj), fh, indent=1)
+        fh.write("\n")
+    print(f"wrote {path}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sweep", action="store_true", help="also sweep width and batch size, plot")
-    ap.add_argument("--sweep-only", action="store_true", help="only the sweep (no table)")
-    ap.add_argument("--repeats", type=int, default=101, help="most timed samples per cell (default 101)")
-    ap.add_argument("--out", default=os.path.join("_build", "bench"), help="output folder")
+    ap.add_argument("--sweep", action="store_true", help="also the batch and width sweeps")
+    ap.add_argument("--sweep-only", action="store_true", help="only the sweeps (no table)")
+    ap.add_argument("--record", action="store_true",
+                    help="write into benchmarks/results/ (what the book reads)")
+    ap.add_argument("--out", default=None, help="output folder (default _build/bench)")
     args = ap.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    if args.sweep_only:
-        args.sweep = True
-    else:
-        res = main_run(args)
-        text = table(res)
+    out = args.out or (os.path.join(HERE, "results") if args.record
+                       else os.path.join(ROOT, "_build", "bench"))
+    os.makedirs(out, exist_ok=True)
+    m = machine()
+    print(f"minigrad {m['minigrad_sha256'][:12]} at commit {m['commit'][:10]}"
+          f"{' (minigrad/ has uncommitted changes)' if m['minigrad_dirty'] else ''}; "
+          f"backends: {', '.join(m['backends'])}"
+          + (f"; absent: {', '.join(m['absent'])}" if m["absent"] else ""), flush=True)
+    t0 = time.perf_counter()
+    if not args.sweep_only:
+        res = main_run()
+        res["seconds"] = time.perf_counter() - t0
         print()
-        print(text)
-        path = os.path.join(args.out, "results.json")
-        with open(path, "w") as fh:
-            json.dump(_jsonable(res), fh, indent=1)
-        print(f"wrote {path}")
-    if args.sweep:
-        sweep = main_sweep(args)
-        path = os.path.join(args.out, "sweep.json")
-        with open(path, "w") as fh:
-            json.dump(_jsonable({"machine": machine(), **sweep}), fh, indent=1)
-        print(f"wrote {path}")
-        plot_sweep(sweep, os.path.join(args.out, "sweep.png"))
+        print(table(res))
+        write(res, os.path.join(out, "results.json"))
+    if args.sweep or args.sweep_only:
+        t1 = time.perf_counter()
+        sweep = main_sweep()
+        sweep["seconds"] = time.perf_counter() - t1
+        write(sweep, os.path.join(out, "sweep.json"))
+        for key, tasks in sweep["fits"].items():
+            for task, row in tasks.items():
+                print(f"  {key:6s} {task:13s} exponent (theory {THEORY[key][task]}): " +
+                      ", ".join(f"{b} {f['fitted']:.2f}" for b, f in row.items()))
+        plot_sweep(sweep, os.path.join(out, "sweep.png"))
+    print(f"total {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,18 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
                                    "intra_op_parallelism_threads=1")
 
+# glibc's allocator keeps freed memory in the process: no fresh mmap per large
+# array and no return of the heap to the system. On this kind of virtual machine
+# a page fault is expensive, and without these settings a backend's time depends
+# on what the backend timed before it freed (its large arrays change glibc's
+# thresholds). glibc reads them at start-up, so the script restarts itself once.
+ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(2 ** 30), "MALLOC_TRIM_THRESHOLD_": str(2 ** 32)}
+if __name__ == "__main__" and any(k not in os.environ for k in ALLOCATOR):
+    import sys
+    for _var, _value in ALLOCATOR.items():
+        os.environ.setdefault(_var, _value)
+    os.execv(sys.executable, [sys.executable] + sys.argv)
+
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import importlib.metadata  # noqa: E402
@@ -94,8 +106,9 @@ def flops(task, m, h, o, B, B_jac, n):
     the gradient's residual terms (E W2, E dW2, E^T dA), 2B(3ho): 2B(3mh + 8ho).
     jacobian: forward 2B_j(mh + ho) and one multiply per entry of the W1 block
     (a kron x): B_j(2mh + 2ho + ohm).
-    hessian, gauss_newton: the n^2 entries are each a sum over the batch,
-    (1/B) sum_b of the Kronecker factors: one product with inner size B, 2Bn^2.
+    hessian, gauss_newton: the n^2 entries are each a sum over the batch, 2Bn^2,
+    the work of the dense sum (minigrad computes each distinct entry of a
+    symmetric block once, less than that: the rate is dense-equivalent).
     """
     return {
         "gradient": 2 * B * (2 * m * h + 3 * h * o),
@@ -378,6 +391,7 @@ def machine():
         "versions": {m: _version(m) for m in ("numpy", "autograd", "jax", "jaxlib", "torch")},
         "threads": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                                                    "XLA_FLAGS")},
+        "allocator": {k: os.environ.get(k) for k in ALLOCATOR},
         "backends": list(available_backends()),
         "absent": [b for b in ALL_BACKENDS if b not in available_backends()],
     }

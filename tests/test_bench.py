@@ -161,8 +161,8 @@ def test_flop_counts_match_counted_implementations():
 
 
 def test_matrix_flops_are_one_product_over_the_batch():
-    # the Kronecker route: block (i, j) is a product with inner size B and n_i n_j
-    # entries; summed over the blocks W1, b1, W2, b2 this is 2 B n^2
+    # the dense sum: block (i, j) has n_i n_j entries, each a sum over the batch;
+    # summed over the blocks W1, b1, W2, b2 this is 2 B n^2
     m, h, o, B = 3, 2, 2, 5
     groups = [h * m, h, o * h, o]
     counted = sum(2 * B * a * b for a in groups for b in groups)
@@ -198,6 +198,7 @@ def test_committed_results_say_what_was_measured(name):
     assert len(m["commit"]) == 40 and int(m["commit"], 16) >= 0
     assert len(m["minigrad_sha256"]) == 64
     assert m["versions"]["numpy"] and {"minigrad", "numpy", "autograd"} <= set(m["backends"])
+    assert m["allocator"] == run.ALLOCATOR          # the run restarted itself with them
 
 
 def test_committed_results_have_spreads_and_verdicts():

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from grader.kernel import NotebookError
+from minigrad.feedback import Choice, diagnose
 
-__all__ = ["EXACT_TOL", "NO_AUTODIFF", "NoAutodiff", "close", "raises_value_error"]
+__all__ = ["EXACT_TOL", "NO_AUTODIFF", "NoAutodiff", "WrongAnswer", "close", "expect",
+           "expect_choice", "raises_value_error"]
 
 #: exact answers agree with the reference up to rounding
 EXACT_TOL = 1e-10
@@ -17,6 +19,30 @@ def close(got, want, tol=EXACT_TOL):
     (relative and absolute)."""
     got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
     return got.shape == want.shape and np.allclose(got, want, rtol=tol, atol=tol)
+
+
+class WrongAnswer(AssertionError):
+    """A graded answer is wrong; the message (``minigrad.feedback.diagnose``'s) names the
+    mistake and is what the score table shows."""
+
+
+def expect(got, want, variants=None, B=None, tol=EXACT_TOL, layout=None):
+    """Pass when ``got`` equals ``want`` to ``tol``; else raise WrongAnswer with the same
+    message a check cell prints (the comparison is :func:`minigrad.feedback.diagnose`)."""
+    message = diagnose(got, want, variants=variants, B=B, tol=tol, layout=layout)
+    if message:
+        raise WrongAnswer(message)
+
+
+def expect_choice(got, want, explain, tol=1e-8):
+    """Pass when a prediction, choice or read-off number ``got`` equals ``want``
+    (:class:`minigrad.feedback.Choice`); else raise WrongAnswer explaining the answer."""
+    try:
+        message = Choice(got, want, explain, tol).verdict()
+    except NotImplementedError:
+        message = "no answer given"
+    if message:
+        raise WrongAnswer(message)
 
 
 def raises_value_error(call):

@@ -11,12 +11,13 @@ sentence that says how it relates to ``want``, trying in this order:
 3. a wrong shape: the per-sample answers instead of their mean or sum, axes
    transposed or permuted (named), else the expected shape and the layout rule;
 4. a non-finite entry;
-5. a constant factor c (least squares, c = <got, want> / <want, want>), named
+5. zero everywhere;
+6. a constant factor c (least squares, c = <got, want> / <want, want>), named
    when it is B, 1/B, 2, 1/2 or -1;
-6. row-major against column-major order over a pair of indices (the Kronecker
+7. row-major against column-major order over a pair of indices (the Kronecker
    factors swapped);
-7. a non-symmetric answer where the answer is symmetric;
-8. otherwise the largest error and where.
+8. a non-symmetric answer where the answer is symmetric;
+9. otherwise the largest error and where.
 
 A check cell never raises, so an unsolved notebook runs to the end::
 
@@ -186,6 +187,8 @@ def diagnose(got, want, variants=None, B=None, tol=EXERCISE_TOL, layout=None):
     if bad.any():
         idx = np.argwhere(bad)[0]
         return f"your answer has a non-finite value ({g[tuple(idx)]}) at index {_index(idx)}"
+    if not g.any():
+        return "your answer is zero everywhere, and the expected one is not"
     for message in (_factor_message(g, w, B), _kron_message(g, w, tol), _symmetry_message(g, w, tol)):
         if message:
             return message

@@ -112,3 +112,7 @@ def test_check_exercise_prints_the_verdict(capsys):
     assert out[1] == "Exercise 6.1: not implemented yet"
     assert out[2] == "Exercise 6.1: passed"
     assert out[3] == "Exercise 6.2: raised ZeroDivisionError: division by zero"
+
+
+def test_zero_everywhere():
+    assert "zero everywhere" in diagnose(np.zeros_like(W), W)

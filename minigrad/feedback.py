@@ -14,8 +14,8 @@ sentence that says how it relates to ``want``, trying in this order:
 5. zero everywhere;
 6. a constant factor c (least squares, c = <got, want> / <want, want>), named
    when it is B, 1/B, 2, 1/2 or -1;
-7. row-major against column-major order over a pair of indices (the Kronecker
-   factors swapped);
+7. axes of equal length permuted (a transpose), or row-major against
+   column-major order over a pair of indices (the Kronecker factors swapped);
 8. a non-symmetric answer where the answer is symmetric;
 9. otherwise the largest error and where.
 
@@ -119,6 +119,22 @@ def _factor_message(g, w, B):
     return f"your answer is {c:.3g} times the expected one{_factor_name(c, B)}"
 
 
+def _same_shape_permutation(g, w, tol):
+    """Axes permuted among axes of equal length (a per-sample matrix transposed, say)."""
+    if g.ndim < 2 or g.ndim > 4:
+        return None
+    for p in permutations(range(g.ndim)):
+        if p != tuple(range(g.ndim)) and g.transpose(p).shape == w.shape and _close(g.transpose(p), w, tol):
+            swapped = [k for k in range(g.ndim) if p[k] != k]
+            if g.ndim == 2:
+                return "your answer is the transpose of the expected one"
+            if swapped == [g.ndim - 2, g.ndim - 1]:
+                return ("your answer has each matrix transposed (its last two axes swapped): rows are "
+                        "outputs, columns inputs (numerator layout)")
+            return f"your answer has the right entries with axes {swapped} permuted"
+    return None
+
+
 def _shuffle(p, q):
     """Index map of a length p*q axis read column-major: entry a*q + b -> b*p + a."""
     return np.arange(p * q).reshape(p, q).T.ravel()
@@ -189,7 +205,8 @@ def diagnose(got, want, variants=None, B=None, tol=EXERCISE_TOL, layout=None):
         return f"your answer has a non-finite value ({g[tuple(idx)]}) at index {_index(idx)}"
     if not g.any():
         return "your answer is zero everywhere, and the expected one is not"
-    for message in (_factor_message(g, w, B), _kron_message(g, w, tol), _symmetry_message(g, w, tol)):
+    for message in (_factor_message(g, w, B), _same_shape_permutation(g, w, tol), _kron_message(g, w, tol),
+                    _symmetry_message(g, w, tol)):
         if message:
             return message
     err = _errors(g, w)

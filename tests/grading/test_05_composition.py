@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import minigrad
-from gradetools import NoAutodiff, close, expect, expect_choice, raises_value_error
+from gradetools import NoAutodiff, WrongAnswer, close, expect, expect_choice, raises_value_error
 
 NOTEBOOK = "05_composition"
 
@@ -290,7 +290,7 @@ SWAP_54 = "is the other term: the Gauss-Newton term holds H, the residual term h
 
 def expect_terms(got, gn, res):
     if not isinstance(got, (tuple, list)) or len(got) != 2:
-        raise AssertionError(f"cross_layer_terms must return a pair (gauss_newton, residual), got {type(got).__name__}")
+        raise WrongAnswer(f"cross_layer_terms must return a pair (gauss_newton, residual), got {type(got).__name__}")
     expect(got[0], gn, variants={SWAP_54: res, "is the whole block K, not its Gauss-Newton term": gn + res})
     expect(got[1], res, variants={SWAP_54: gn, "is the whole block K, not its residual term": gn + res,
                                   "is zero, but the residual term is not: g is not zero away from a "
@@ -335,7 +335,7 @@ def test_cross_layer_terms_rejects_shapes_that_do_not_fit(nb):
 def test_which_term_vanishes(nb):
     got = nb.call("which_term_vanishes")
     if not isinstance(got, (tuple, list)) or len(got) != 2:
-        raise AssertionError(f"which_term_vanishes must return two answers, got {got!r}")
+        raise WrongAnswer(f"which_term_vanishes must return two answers, got {got!r}")
     expect_choice(got[0], "residual",
                   "at a perfect fit g = y - t = 0, and the residual term is linear in g")
     expect_choice(got[1], "gauss_newton",

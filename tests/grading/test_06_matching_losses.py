@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minigrad
-from gradetools import NoAutodiff, close
+from gradetools import NoAutodiff, WrongAnswer, expect, expect_choice, raises_value_error
 
 NOTEBOOK = "06_matching_losses"
 
@@ -72,159 +72,225 @@ def model_reference(X):
 
 
 # ---------------------------------------------------------------- 6.1
-@pytest.mark.exercise("6.1", points=3)
-@pytest.mark.parametrize("B, o", [(4, 3), (1, 5), (3, 2)])
-def test_softmax_jacobians_match_autograd(nb, B, o):
-    Z = 2.0 * np.random.default_rng(61).standard_normal((B, o))
-    got = nb.call("softmax_jacobians", Z, forbid=FORBID_SOFTMAX)
-    assert close(got, per_sample(autograd.jacobian(softmax_rows)(Z)))
+def log_softmax_reference(Z):
+    def rows(V):
+        M = anp.max(V, axis=1, keepdims=True)
+        return V - M - anp.log(anp.sum(anp.exp(V - M), axis=1, keepdims=True))
+    return per_sample(autograd.jacobian(rows)(Z))
+
+
+def log_softmax_variants(Z):
+    P = softmax_rows(Z)
+    o = Z.shape[1]
+    return {"is the Jacobian of softmax, not of log p = z - log sum exp z":
+                P[:, :, None] * np.eye(o) - P[:, :, None] * P[:, None, :],
+            "misses the identity: d z_i / d z_j = delta_ij": -np.broadcast_to(P[:, None, :], (len(Z), o, o))}
+
+
+LAYOUT_61 = "(B, o, o): per sample, row i holds the derivatives of log p_i (numerator layout)"
 
 
 @pytest.mark.exercise("6.1", points=3)
-def test_softmax_jacobians_are_symmetric_with_zero_row_sums(nb):
-    Z = np.random.default_rng(62).standard_normal((5, 4))
-    J = np.asarray(nb.call("softmax_jacobians", Z, forbid=FORBID_SOFTMAX), dtype=float)
-    assert J.shape == (5, 4, 4)
-    assert close(J, J.transpose(0, 2, 1))
-    assert close(J.sum(axis=2), np.zeros((5, 4)))
+@pytest.mark.parametrize("B, o", [(4, 3), (1, 5), (3, 2), (5, 4), (2, 6), (6, 3), (3, 5), (4, 2)])
+def test_log_softmax_jacobians(nb, B, o):
+    Z = 2.0 * np.random.default_rng(61 + 7 * B + o).standard_normal((B, o))
+    shifted = Z.copy()
+    shifted[0] += 1e4                                   # log-softmax ignores a shift: it must stay exact
+    expect(nb.call("log_softmax_jacobians", shifted), log_softmax_reference(Z),
+           variants=log_softmax_variants(Z), layout=LAYOUT_61)
 
 
 @pytest.mark.exercise("6.1", points=3)
-def test_softmax_jacobians_are_stable(nb):
-    Z = np.random.default_rng(63).standard_normal((3, 4))
-    want = per_sample(autograd.jacobian(softmax_rows)(Z))
-    assert close(nb.call("softmax_jacobians", Z + 1e4, forbid=FORBID_SOFTMAX), want)
-    far = np.array([[1e4, -1e4, 0.0]])
-    got = np.asarray(nb.call("softmax_jacobians", far, forbid=FORBID_SOFTMAX), dtype=float)
-    assert close(got, np.zeros((1, 3, 3)))                 # p = (1, 0, 0) is flat
+def test_log_softmax_jacobians_are_stable(nb):
+    Z = 2.0 * np.random.default_rng(62).standard_normal((3, 4))
+    want = log_softmax_reference(Z)
+    expect(nb.call("log_softmax_jacobians", Z + 1e4), want, variants=log_softmax_variants(Z))
+    expect(nb.call("log_softmax_jacobians", Z - 1e4), want, variants=log_softmax_variants(Z))
+    far = np.array([[0.0, 800.0, -800.0]])
+    expect(nb.call("log_softmax_jacobians", far), np.array([[[1, -1, 0], [0, 0, 0], [0, -1, 1]]], float))
+
+
+@pytest.mark.exercise("6.1", points=3)
+def test_log_softmax_jacobians_reject_a_vector(nb):
+    Z = np.random.default_rng(63).standard_normal((2, 3))
+    expect(nb.call("log_softmax_jacobians", Z), log_softmax_reference(Z))        # a positive case first
+    raises_value_error(lambda: nb.call("log_softmax_jacobians", Z[0]))
 
 
 # ---------------------------------------------------------------- 6.2
-def bce_batch(seed, B=6, o=3):
-    rng = np.random.default_rng(seed)
-    return 3.0 * rng.standard_normal((B, o)), rng.uniform(size=(B, o))
+BCE_METHODS = ("value_per_sample", "grad_per_sample", "hess_per_sample")
+
+
+def expect_bce(nb, Z, T, want=None):
+    """Every method of the learner's BCEWithLogits on (Z, T): one wrong method fails the case."""
+    got = nb.eval("[BCEWithLogits().value_per_sample(Z, T), BCEWithLogits().grad_per_sample(Z, T), "
+                  "BCEWithLogits().hess_per_sample(Z, T)]", Z=Z, T=T)
+    want = derivatives(bce, Z, T) if want is None else want
+    sig = 1 / (1 + np.exp(-np.clip(Z, -700, 700)))
+    variants = [{}, {"has the sign of the gradient reversed: t - sigma(z) is minus the gradient": T - sig},
+                {"is sigma(z) on the diagonal: the derivative of sigma is sigma (1 - sigma)":
+                     sig[:, :, None] * np.eye(Z.shape[1])}]
+    for name, g, w, v in zip(BCE_METHODS, got, want, variants):
+        try:
+            expect(g, w, variants=v)
+        except AssertionError as exc:
+            raise type(exc)(f"{name}: {exc}") from None
 
 
 @pytest.mark.exercise("6.2", points=4)
-@pytest.mark.parametrize("k, method", [(0, "value_per_sample"), (1, "grad_per_sample"),
-                                       (2, "hess_per_sample")])
-def test_bce_per_sample_derivatives(nb, k, method):
-    Z, T = bce_batch(64)
-    got = nb.eval(f"BCEWithLogits().{method}(Z, T)", Z=Z, T=T)
-    assert close(got, derivatives(bce, Z, T)[k])
+@pytest.mark.parametrize("seed, B, o", [(64, 6, 3), (65, 1, 4), (66, 4, 1), (67, 5, 5), (68, 3, 2),
+                                        (69, 2, 6), (70, 7, 3)])
+def test_bce_every_method(nb, seed, B, o):
+    rng = np.random.default_rng(seed)
+    Z = 3.0 * rng.standard_normal((B, o))
+    Z[0, 0], Z[-1, -1] = 1e4, -1e4                      # logits far out: the loss must stay exact
+    expect_bce(nb, Z, rng.uniform(size=(B, o)))
 
 
 @pytest.mark.exercise("6.2", points=4)
 def test_bce_is_stable_for_large_logits(nb):
     Z = np.array([[-1e4, 1e4, -1e4, 1e4, 0.0]])
     T = np.array([[0.0, 1.0, 1.0, 0.0, 0.5]])
-    value, g, h = nb.eval("[BCEWithLogits().value_per_sample(Z, T), "
-                          "BCEWithLogits().grad_per_sample(Z, T), "
-                          "BCEWithLogits().hess_per_sample(Z, T)]", Z=Z, T=T)
-    assert close(value, [2e4 + np.log(2.0)])
-    assert close(g, [[0.0, 0.0, -1.0, 1.0, 0.0]])
-    assert close(h, np.diag([0.0, 0.0, 0.0, 0.0, 0.25])[None])
-
-
-@pytest.mark.exercise("6.2", points=4)
-def test_bce_batch_loss_and_gradient(nb):
-    Z, T = bce_batch(65)
-    value, G = nb.eval("(lambda loss: (loss(Z, T), loss.backward()))(BCEWithLogits())", Z=Z, T=T)
-    total = lambda V: anp.mean(bce(V, T))
-    assert close(value, total(Z))
-    assert close(G, autograd.grad(total)(Z))
+    expect_bce(nb, Z, T, want=([2e4 + np.log(2.0)], [[0.0, 0.0, -1.0, 1.0, 0.0]],
+                               np.diag([0.0, 0.0, 0.0, 0.0, 0.25])[None]))
 
 
 @pytest.mark.exercise("6.2", points=4)
 def test_bce_hessian_through_minigrad(nb):
-    rng = np.random.default_rng(66)
+    rng = np.random.default_rng(71)
     X, T = rng.standard_normal((6, 3)), (rng.uniform(size=(6, 3)) < 0.5).astype(float)
+    expect_bce(nb, 3.0 * rng.standard_normal((6, 3)), T)
     w, logits = model_reference(X)
     got = nb.eval(f"minigrad.hessian({MODEL}, BCEWithLogits(), X, T)", X=X, T=T)
-    assert close(got, autograd.hessian(lambda v: anp.mean(bce(logits(v), T)))(w))
+    expect(got, autograd.hessian(lambda v: anp.mean(bce(logits(v), T)))(w))
+
+
+@pytest.mark.exercise("6.2", points=4)
+def test_bce_rejects_targets_outside_0_1(nb):
+    rng = np.random.default_rng(72)
+    Z, T = rng.standard_normal((4, 3)), rng.uniform(size=(4, 3))
+    expect_bce(nb, Z, T)                                                           # a positive case first
+    raises_value_error(lambda: nb.eval("BCEWithLogits()(Z, T)", Z=Z, T=T + 1.5))
 
 
 # ---------------------------------------------------------------- 6.3
-def poisson_batch(seed, B=6, o=3):
-    rng = np.random.default_rng(seed)
-    Z, T = rng.standard_normal((B, o)), rng.poisson(2.0, size=(B, o)).astype(float)
-    T[0, 0] = 0.0
-    return Z, T
-
-
 def poisson_cuts_reference(Z, T):
-    """(H_match, G_rate, R_rate) per sample, each assembled from autograd's derivatives."""
-    def rate_loss(lam, t):
+    eye = np.eye(Z.shape[1])
+    rate = np.exp(Z)
+    return rate[:, :, None] * eye, T[:, :, None] * eye, (rate - T)[:, :, None] * eye
+
+
+def expect_cuts(got, Z, T):
+    if not isinstance(got, (tuple, list)) or len(got) != 3:
+        raise WrongAnswer(f"poisson_cuts must return three arrays (H_match, G_rate, R_rate), got {got!r:.80}")
+    eye = np.eye(Z.shape[1])
+    want = poisson_cuts_reference(Z, T)
+    variants = [{}, {"is h_rate alone: carry it to z with J_lambda = diag(e^z) on both sides":
+                     (T / np.exp(2 * Z))[:, :, None] * eye},
+                {"is the gradient in lambda alone: weight the second derivative of lambda by it":
+                     (1 - T / np.exp(Z))[:, :, None] * eye}]
+    for name, g, w, v in zip(("H_match", "G_rate", "R_rate"), got, want, variants):
+        try:
+            expect(g, w, variants=v)
+        except AssertionError as exc:
+            raise type(exc)(f"{name}: {exc}") from None
+
+
+def poisson_check_with_autograd():
+    """The closed forms above against autograd on one case (run once, at import)."""
+    rng = np.random.default_rng(0)
+    z, t = rng.standard_normal(3), np.array([0.0, 2.0, 5.0])
+
+    def rate_loss(lam):
         return anp.sum(lam - t * anp.log(lam))
-    out = []
-    for z, t in zip(Z, T):
-        H_match = autograd.hessian(lambda v: anp.sum(anp.exp(v) - t * v))(z)
-        J = autograd.jacobian(anp.exp)(z)
-        G_rate = J.T @ autograd.hessian(rate_loss)(anp.exp(z), t) @ J
-        g = autograd.grad(rate_loss)(anp.exp(z), t)
-        R_rate = np.einsum("k,kij->ij", g, autograd.jacobian(autograd.jacobian(anp.exp))(z))
-        out.append((H_match, G_rate, R_rate))
-    return [np.stack(parts) for parts in zip(*out)]
+    J = autograd.jacobian(anp.exp)(z)
+    G = J.T @ autograd.hessian(rate_loss)(anp.exp(z)) @ J
+    R = np.einsum("k,kij->ij", autograd.grad(rate_loss)(anp.exp(z)), autograd.jacobian(autograd.jacobian(anp.exp))(z))
+    H = autograd.hessian(lambda v: anp.sum(anp.exp(v) - t * v))(z)
+    ref = poisson_cuts_reference(z[None], t[None])
+    assert all(np.allclose(a, b[0]) for a, b in zip((H, G, R), ref))
+
+
+poisson_check_with_autograd()
 
 
 @pytest.mark.exercise("6.3", points=3)
-@pytest.mark.parametrize("k, name", [(0, "matching Hessian"), (1, "Gauss-Newton term of the rate cut"),
-                                     (2, "residual term of the rate cut")])
-def test_poisson_cuts(nb, k, name):
-    Z, T = poisson_batch(67)
-    got = nb.call("poisson_cuts", Z, T)
-    assert close(got[k], poisson_cuts_reference(Z, T)[k]), name
+@pytest.mark.parametrize("B, o", [(6, 3), (1, 4), (4, 5), (3, 1), (5, 2), (2, 6), (7, 3), (3, 3), (4, 4)])
+def test_poisson_cuts(nb, B, o):
+    rng = np.random.default_rng(73 + 10 * B + o)
+    Z, T = rng.standard_normal((B, o)), rng.poisson(2.0, size=(B, o)).astype(float)
+    T[0, 0], T[-1, -1] = 0.0, 3.0                            # a zero count beside non-zero ones
+    expect_cuts(nb.call("poisson_cuts", Z, T), Z, T)
 
 
 @pytest.mark.exercise("6.3", points=3)
-@pytest.mark.parametrize("B, o", [(1, 1), (4, 5)])
-def test_poisson_cuts_other_shapes(nb, B, o):
-    Z, T = poisson_batch(68, B, o)
-    got = nb.call("poisson_cuts", 3.0 * Z, T)
-    want = poisson_cuts_reference(3.0 * Z, T)
-    assert all(close(g, w) for g, w in zip(got, want))
+def test_poisson_cuts_reject_shapes_that_do_not_fit(nb):
+    rng = np.random.default_rng(74)
+    Z, T = rng.standard_normal((3, 2)), rng.poisson(2.0, size=(3, 2)).astype(float)
+    expect_cuts(nb.call("poisson_cuts", Z, T), Z, T)                                # a positive case first
+    raises_value_error(lambda: nb.call("poisson_cuts", Z, T[:2]))
 
 
 # ---------------------------------------------------------------- 6.4
-def softmax_ce(Z, T):
-    zmax = anp.max(Z, axis=1, keepdims=True)
-    return zmax[:, 0] + anp.log(anp.sum(anp.exp(Z - zmax), axis=1)) - anp.sum(T * Z, axis=1)
+def tanh_matching_reference(Z, T):
+    total = lambda V: anp.sum(anp.logaddexp(V, -V) - anp.log(2.0) - T * V)
+    value = np.sum(np.logaddexp(Z, -Z) - np.log(2.0) - T * Z, axis=1)
+    return value, autograd.grad(total)(Z), per_sample(autograd.hessian(total)(Z))
 
 
-PER_SAMPLE = {"identity": lambda Z, T: anp.sum(0.5 * Z ** 2 - T * Z, axis=1),
-              "sigmoid": bce, "exp": poisson, "softmax": softmax_ce}
-
-
-def matching_batch(seed, B=5, o=3):
-    rng = np.random.default_rng(seed)
-    Z = 2.0 * rng.standard_normal((B, o))
-    return Z, np.asarray(softmax_rows(rng.standard_normal((B, o))))   # rows sum to 1
-
-
-@pytest.mark.exercise("6.4", points=3)
-@pytest.mark.parametrize("link", ["identity", "sigmoid", "exp", "softmax"])
-def test_matching_gradient(nb, link):
-    Z, T = matching_batch(70)
-    G, _ = nb.call("matching_derivatives", link, Z, T, forbid=FORBID_SOFTMAX)
-    assert close(G, derivatives(PER_SAMPLE[link], Z, T)[1])
-
-
-@pytest.mark.exercise("6.4", points=3)
-@pytest.mark.parametrize("link", ["identity", "sigmoid", "exp", "softmax"])
-def test_matching_hessian(nb, link):
-    Z, T = matching_batch(71)
-    _, H = nb.call("matching_derivatives", link, Z, T, forbid=FORBID_SOFTMAX)
-    assert close(H, derivatives(PER_SAMPLE[link], Z, T)[2])
+def expect_tanh_matching(got, Z, T):
+    if not isinstance(got, (tuple, list)) or len(got) != 3:
+        raise WrongAnswer(f"tanh_matching must return three arrays (value, G, H), got {got!r:.80}")
+    want = tanh_matching_reference(Z, T)
+    Y = np.tanh(Z)
+    variants = [{"is off by log 2 per output: F(0) = 0 fixes the constant": want[0] + Z.shape[1] * np.log(2.0)},
+                {"has the sign reversed: the matching gradient is f(z) - t": T - Y,
+                 "is f(z) alone: the - t.z term of the loss has gradient -t": Y},
+                {"is tanh(z) on the diagonal: the derivative of tanh is 1 - tanh^2": Y[:, :, None] * np.eye(Z.shape[1])}]
+    for name, g, w, v in zip(("value", "gradient", "Hessian"), got, want, variants):
+        try:
+            expect(g, w, variants=v)
+        except AssertionError as exc:
+            raise type(exc)(f"{name}: {exc}") from None
 
 
 @pytest.mark.exercise("6.4", points=3)
-@pytest.mark.parametrize("link", ["sigmoid", "softmax"])
-def test_matching_derivatives_are_stable(nb, link):
-    Z = np.array([[1e4, -1e4, 0.0]])
-    T = np.array([[0.0, 0.0, 1.0]])
-    G, H = nb.call("matching_derivatives", link, Z, T, forbid=FORBID_SOFTMAX)
-    if link == "sigmoid":
-        want_G, want_H = [[1.0, 0.0, -0.5]], np.diag([0.0, 0.0, 0.25])[None]
-    else:
-        want_G, want_H = [[1.0, 0.0, -1.0]], np.zeros((1, 3, 3))
-    assert close(G, want_G) and close(H, want_H)
+@pytest.mark.parametrize("B, o", [(5, 3), (1, 4), (4, 1), (3, 5), (6, 2), (2, 2), (7, 3), (3, 6)])
+def test_tanh_matching(nb, B, o):
+    rng = np.random.default_rng(80 + 10 * B + o)
+    Z, T = 2.0 * rng.standard_normal((B, o)), np.tanh(rng.standard_normal((B, o)))
+    Z[0, 0], Z[-1, -1] = 1e4, -1e4                      # pre-activations far out: still exact
+    expect_tanh_matching(nb.call("tanh_matching", Z, T), Z, T)
+
+
+@pytest.mark.exercise("6.4", points=3)
+def test_tanh_matching_is_stable(nb):
+    Z, T = np.array([[1e4, -1e4, 40.0, -40.0, 0.0]]), np.array([[0.5, -0.25, 1.0, 0.0, 0.3]])
+    expect_tanh_matching(nb.call("tanh_matching", Z, T), Z, T)
+
+
+@pytest.mark.exercise("6.4", points=3)
+def test_tanh_matching_rejects_shapes_that_do_not_fit(nb):
+    rng = np.random.default_rng(90)
+    Z, T = rng.standard_normal((3, 2)), np.tanh(rng.standard_normal((3, 2)))
+    expect_tanh_matching(nb.call("tanh_matching", Z, T), Z, T)                      # a positive case first
+    raises_value_error(lambda: nb.call("tanh_matching", Z, T[:, :1]))
+
+
+# ---------------------------------------------------------------- 6.5
+READ_OFF = [(False, "row i is e_i - p: its (i, j) entry is delta_ij - p_j, and (j, i) is delta_ij - p_i"),
+            (0.0, "row i sums to 1 - sum_j p_j = 0: adding a constant to every logit leaves log p unchanged"),
+            ("rate", "G_rate = diag(t), while H_match = diag(e^z) holds no target"),
+            (0.0, "G_rate = diag(t): at t_k = 0 the Gauss-Newton term of the rate cut sees no curvature")]
+
+
+@pytest.mark.exercise("6.5", points=1)
+def test_read_off(nb):
+    got = nb.call("read_off")
+    if not isinstance(got, (tuple, list)) or len(got) != 4:
+        raise WrongAnswer(f"read_off must return four answers, got {got!r:.80}")
+    for k, (answer, (want, why)) in enumerate(zip(got, READ_OFF), 1):
+        try:
+            expect_choice(answer, want, why)
+        except AssertionError as exc:
+            raise type(exc)(f"answer {k}: {exc}") from None

@@ -116,3 +116,9 @@ def test_check_exercise_prints_the_verdict(capsys):
 
 def test_zero_everywhere():
     assert "zero everywhere" in diagnose(np.zeros_like(W), W)
+
+
+def test_square_transposed_per_sample():
+    A = rng.standard_normal((3, 4, 4))
+    assert "each matrix transposed" in diagnose(A.transpose(0, 2, 1), A)
+    assert "transpose of the expected" in diagnose(S.T + np.triu(np.ones((4, 4)), 1), (S.T + np.triu(np.ones((4, 4)), 1)).T)

@@ -1,7 +1,8 @@
 """Graded tests of the batch backprop exercises (solutions/07_batch_backprop.ipynb).
 
 Every argument is plain numpy data made here; every reference is computed here with
-autograd (or minigrad, for the flattened per-sample gradients).
+autograd (or minigrad, for the flattened per-sample gradients). Each test checks every part of
+an exercise's answer on one case, so that one wrong part costs the case.
 """
 import autograd
 import autograd.numpy as anp
@@ -9,93 +10,112 @@ import numpy as np
 import pytest
 
 import minigrad
-from gradetools import NoAutodiff, close
+from gradetools import NoAutodiff, WrongAnswer, expect, expect_choice, raises_value_error
 
 NOTEBOOK = "07_batch_backprop"
 
 
-# ---------------------------------------------------------------- no automatic differentiation
 @pytest.fixture(scope="module")
 def nb(nb):
-    """The conftest's notebook, wrapped: automatic differentiation is unavailable in it."""
+    """The conftest's notebook, wrapped: automatic differentiation is unavailable in it (advisory)."""
     return NoAutodiff(nb)
 
 
-FORBID_LINEAR = ("minigrad.Linear.vjp", "minigrad.Linear.backward",
-                 "minigrad.layers.Linear.vjp", "minigrad.layers.Linear.backward")
-FORBID_72 = FORBID_LINEAR + ("minigrad.grad", "minigrad.derivatives.grad",
-                             "minigrad.per_sample_grads", "minigrad.derivatives.per_sample_grads",
-                             "minigrad.Sequential.vjp", "minigrad.Sequential.backward")
-FORBID_73 = ("minigrad.per_sample_grads", "minigrad.derivatives.per_sample_grads",
-             "minigrad.Linear.vjp_params_many", "minigrad.Linear.param_jacobian")
+def parts(got, names, who):
+    if not isinstance(got, (tuple, list)) or len(got) != len(names):
+        raise WrongAnswer(f"{who} must return {len(names)} results ({', '.join(names)}), got {got!r:.80}")
+    return got
+
+
+def expect_named(name, got, want, **kwargs):
+    try:
+        expect(got, want, **kwargs)
+    except AssertionError as exc:
+        raise type(exc)(f"{name}: {exc}") from None
 
 
 # ---------------------------------------------------------------- 7.1
-def linear_setup(seed, B=5, m=4, o=3):
+def residual_case(seed, B, d):
     rng = np.random.default_rng(seed)
-    A, W, b = rng.standard_normal((B, m)), rng.standard_normal((o, m)), rng.standard_normal(o)
-    return A, W, b, rng.standard_normal((B, o))
+    A, W, b, G_Z = (rng.standard_normal((B, d)), rng.standard_normal((d, d)), rng.standard_normal(d),
+                    rng.standard_normal((B, d)))
+    return A, W, b, G_Z
 
 
-def probe_gradients(A, W, b, G_Z):
-    """Gradients of <G_Z, A W^T + 1 b^T>_F w.r.t. W, b and A: exactly the backward step."""
-    probe = lambda A_, W_, b_: anp.sum(G_Z * (anp.dot(A_, W_.T) + b_))
-    return [autograd.grad(probe, k)(A, W, b) for k in (1, 2, 0)]
+def expect_residual(got, A, W, b, G_Z):
+    def probe(A_, W_, b_):
+        return anp.sum(G_Z * (A_ + anp.tanh(anp.dot(A_, W_.T) + b_)))
+    G_S = G_Z * (1.0 - np.tanh(A @ W.T + b) ** 2)
+    no_tanh = "misses the derivative of tanh (1 - tanh^2 at the pre-activation S)"
+    G_W, G_b, G_A = parts(got, ("G_W", "G_b", "G_A"), "residual_backward")
+    expect_named("G_W", G_W, autograd.grad(probe, 1)(A, W, b), variants={no_tanh: G_Z.T @ A})
+    expect_named("G_b", G_b, autograd.grad(probe, 2)(A, W, b), variants={no_tanh: G_Z.sum(axis=0)})
+    expect_named("G_A", G_A, autograd.grad(probe, 0)(A, W, b), variants={
+        "misses the skip connection: Z = A + tanh(S) passes G_Z straight to A": G_S @ W,
+        no_tanh: G_Z + G_Z @ W})
 
 
 @pytest.mark.exercise("7.1", points=3)
-@pytest.mark.parametrize("B, m, o", [(5, 4, 3), (1, 2, 3), (6, 1, 1)])
-def test_linear_backward_matches_autograd(nb, B, m, o):
-    A, W, b, G_Z = linear_setup(71, B, m, o)
-    got = nb.call("linear_backward", A, W, G_Z, forbid=FORBID_LINEAR)
-    assert len(got) == 3
-    for g, want in zip(got, probe_gradients(A, W, b, G_Z)):
-        assert close(g, want)
+@pytest.mark.parametrize("B, d", [(5, 3), (1, 4), (6, 1), (3, 5), (4, 2), (7, 3), (2, 6), (5, 4), (3, 3)])
+def test_residual_backward(nb, B, d):
+    args = residual_case(70 + 10 * B + d, B, d)
+    expect_residual(nb.call("residual_backward", *args), *args)
+
+
+@pytest.mark.exercise("7.1", points=3)
+def test_residual_backward_rejects_shapes_that_do_not_fit(nb):
+    A, W, b, G_Z = residual_case(79, 4, 3)
+    expect_residual(nb.call("residual_backward", A, W, b, G_Z), A, W, b, G_Z)     # a positive case first
+    raises_value_error(lambda: nb.call("residual_backward", A, W[:2], b, G_Z))
 
 
 # ---------------------------------------------------------------- 7.2
-def mlp_setup(seed, widths, B):
+def resnet_case(seed, B, d, L):
     rng = np.random.default_rng(seed)
-    Ws = [rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
-          for d_in, d_out in zip(widths[:-1], widths[1:])]
-    bs = [rng.standard_normal(d) for d in widths[1:]]
-    return rng.standard_normal((B, widths[0])), rng.standard_normal((B, widths[-1])), Ws, bs
+    Ws = [0.5 * rng.standard_normal((d, d)) for _ in range(L)]
+    bs = [rng.standard_normal(d) for _ in range(L)]
+    return rng.standard_normal((B, d)), rng.integers(0, d, B), Ws, bs
 
 
-def mlp_loss(params, X, T):
-    """The batch MSE loss of the tanh MLP with params [W1, b1, W2, b2, ...]."""
-    A, L = X, len(params) // 2
-    for l in range(L):
-        Z = anp.dot(A, params[2 * l].T) + params[2 * l + 1]
-        A = anp.tanh(Z) if l < L - 1 else Z
-    return anp.mean(0.5 * anp.sum((A - T) ** 2, axis=1))
+def resnet_reference(X, labels, Ws, bs):
+    d = X.shape[1]
+
+    def loss(v, mean=True):
+        A_ = X
+        for l in range(len(Ws)):
+            k = l * (d * d + d)
+            A_ = A_ + anp.tanh(anp.dot(A_, anp.reshape(v[k:k + d * d], (d, d)).T) + v[k + d * d:k + d * d + d])
+        M = anp.max(A_, axis=1, keepdims=True)
+        per = M[:, 0] + anp.log(anp.sum(anp.exp(A_ - M), axis=1)) - A_[np.arange(len(X)), labels]
+        return anp.mean(per) if mean else anp.sum(per)
+    w = np.concatenate([part.ravel() for W, b in zip(Ws, bs) for part in (W, b)])
+    return loss(w), autograd.grad(loss)(w)
+
+
+def expect_resnet(got, X, labels, Ws, bs):
+    loss, G_Ws, G_bs = parts(got, ("loss", "G_Ws", "G_bs"), "resnet_backward")
+    want_loss, want_grad = resnet_reference(X, labels, Ws, bs)
+    expect_named("loss", loss, want_loss, B=len(X))
+    if not isinstance(G_Ws, (list, tuple)) or not isinstance(G_bs, (list, tuple)) or len(G_Ws) != len(Ws) \
+            or len(G_bs) != len(bs):
+        raise WrongAnswer(f"resnet_backward must return one weight and one bias gradient per block ({len(Ws)})")
+    flat = np.concatenate([np.ravel(np.asarray(p, dtype=float)) for G_W, G_b in zip(G_Ws, G_bs) for p in (G_W, G_b)])
+    expect_named("gradient", flat, want_grad, B=len(X))
 
 
 @pytest.mark.exercise("7.2", points=4)
-@pytest.mark.parametrize("widths, B", [([3, 5, 2], 6), ([4, 3, 5, 2], 7), ([3, 2], 4),
-                                       ([2, 4, 3], 1)])
-def test_mlp_backward_matches_autograd(nb, widths, B):
-    X, T, Ws, bs = mlp_setup(73, widths, B)
-    loss, G_Ws, G_bs = nb.call("mlp_backward", X, T, Ws, bs, forbid=FORBID_72)
-    params = [P for W, b in zip(Ws, bs) for P in (W, b)]
-    assert close(loss, mlp_loss(params, X, T))
-    want = autograd.grad(mlp_loss)(params, X, T)
-    assert len(G_Ws) == len(Ws) and len(G_bs) == len(bs)
-    for l in range(len(Ws)):
-        assert close(G_Ws[l], want[2 * l])
-        assert close(G_bs[l], want[2 * l + 1])
+@pytest.mark.parametrize("B, d, L", [(8, 3, 3), (1, 4, 2), (5, 2, 1), (6, 5, 2), (4, 3, 4), (7, 4, 1),
+                                     (3, 6, 3), (9, 2, 2), (2, 3, 5)])
+def test_resnet_backward(nb, B, d, L):
+    args = resnet_case(80 + B + 10 * d + 100 * L, B, d, L)
+    expect_resnet(nb.call("resnet_backward", *args), *args)
 
 
 @pytest.mark.exercise("7.2", points=4)
-def test_mlp_backward_matches_minigrad(nb):
-    rng = np.random.default_rng(74)
-    net = minigrad.Sequential(minigrad.Linear(3, 4, rng=0), minigrad.Tanh(),
-                              minigrad.Linear(4, 2, rng=1))
-    X, T = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
-    Ws, bs = [net.modules[0].W, net.modules[2].W], [net.modules[0].b, net.modules[2].b]
-    _, G_Ws, G_bs = nb.call("mlp_backward", X, T, Ws, bs, forbid=FORBID_72)
-    flat = np.concatenate([np.ravel(G_Ws[0]), G_bs[0], np.ravel(G_Ws[1]), G_bs[1]])
-    assert close(flat, minigrad.grad(net, minigrad.MSELoss(), X, T))
+def test_resnet_backward_rejects_bad_labels(nb):
+    X, labels, Ws, bs = resnet_case(89, 4, 3, 2)
+    expect_resnet(nb.call("resnet_backward", X, labels, Ws, bs), X, labels, Ws, bs)   # a positive case first
+    raises_value_error(lambda: nb.call("resnet_backward", X, labels + 3, Ws, bs))
 
 
 # ---------------------------------------------------------------- 7.3
@@ -108,72 +128,75 @@ def per_sample_setup(seed, B=5, m=4, o=3):
     return X, loss.backward(), minigrad.per_sample_grads(layer, loss, X, T)
 
 
-@pytest.mark.exercise("7.3", points=3)
-@pytest.mark.parametrize("B, m, o", [(5, 4, 3), (1, 3, 2), (6, 1, 4)])
-def test_per_sample_grads_match_minigrad(nb, B, m, o):
-    X, G_Z, want = per_sample_setup(76, B, m, o)
-    assert close(nb.call("linear_per_sample_grads", X, G_Z, forbid=FORBID_73), want)
+def expect_per_sample(nb, X, G_Z, want):
+    B, m = X.shape
+    o = G_Z.shape[1]
+    no_bias = "misses the bias part (the last d_out entries of each row)"
+    expect_named("linear_per_sample_grads", nb.call("linear_per_sample_grads", X, G_Z), want, B=B,
+                 variants={no_bias: want[:, :o * m]},
+                 layout="(B, d_out d_in + d_out): per sample, W row-major then b")
+    expect_named("per_sample_grad_norms", nb.call("per_sample_grad_norms", X, G_Z), np.linalg.norm(want, axis=1),
+                 B=B, variants={"misses the bias part of the gradient": np.linalg.norm(want[:, :o * m], axis=1)})
 
 
 @pytest.mark.exercise("7.3", points=3)
-def test_per_sample_grads_match_autograd(nb):
-    # each sample's own loss, differentiated with respect to (W, b)
-    rng = np.random.default_rng(77)
-    X, T = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
-    W, b = rng.standard_normal((2, 3)), rng.standard_normal(2)
-
-    def losses(w):
-        Y = anp.dot(X, anp.reshape(w[:6], (2, 3)).T) + w[6:]
-        return 0.5 * anp.sum((Y - T) ** 2, axis=1)
-    G_Z = (X @ W.T + b - T) / 4                             # gradient of the batch mean
-    got = nb.call("linear_per_sample_grads", X, G_Z, forbid=FORBID_73)
-    assert close(got, autograd.jacobian(losses)(np.concatenate([W.ravel(), b])))
+@pytest.mark.parametrize("B, m, o", [(5, 4, 3), (1, 3, 2), (6, 1, 4), (4, 2, 1), (3, 5, 2), (7, 3, 3),
+                                     (2, 4, 5), (8, 2, 2), (5, 3, 4)])
+def test_per_sample_grads_and_norms(nb, B, m, o):
+    expect_per_sample(nb, *per_sample_setup(76 + B, B, m, o))
 
 
 @pytest.mark.exercise("7.3", points=3)
-def test_per_sample_grad_norms(nb):
-    X, G_Z, want = per_sample_setup(78)
-    assert close(nb.call("per_sample_grad_norms", X, G_Z, forbid=FORBID_73),
-                 np.linalg.norm(want, axis=1))
+def test_per_sample_grads_reject_different_batch_sizes(nb):
+    X, G_Z, want = per_sample_setup(79)
+    expect_per_sample(nb, X, G_Z, want)                                              # a positive case first
+    raises_value_error(lambda: nb.call("per_sample_grad_norms", X, G_Z[:3]))
 
 
 # ---------------------------------------------------------------- 7.4
-def ce_per_sample(Z, T):
-    zmax = anp.max(Z, axis=1, keepdims=True)
-    return zmax[:, 0] + anp.log(anp.sum(anp.exp(Z - zmax), axis=1)) - anp.sum(T * Z, axis=1)
-
-
-def ce_setup(seed, B=4, d=3):
+def ce_hessians(seed, B, d):
     rng = np.random.default_rng(seed)
     Z, T = rng.standard_normal((B, d)), np.eye(d)[rng.integers(0, d, B)]
-    J = autograd.jacobian(lambda V: ce_per_sample(V, T))(Z).reshape(B, B * d)
-    rows = np.einsum("bbd->bd", J.reshape(B, B, d))              # the diagonal blocks
-    return Z, T, J, rows
+
+    def batch(v):
+        V = anp.reshape(v, (B, d))
+        M = anp.max(V, axis=1, keepdims=True)
+        return anp.mean(M[:, 0] + anp.log(anp.sum(anp.exp(V - M), axis=1)) - anp.sum(T * V, axis=1))
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    h = P[:, :, None] * np.eye(d) - P[:, :, None] * P[:, None, :]
+    return h, autograd.hessian(batch)(Z.ravel())
+
+
+def expect_batch_hessian(got, h, want):
+    B = h.shape[0]
+    expect(got, want, B=B, variants={"is block diagonal without the mean's 1/B on each block": B * want},
+           layout="(B d, B d): ravel(Z) row by row on both axes")
 
 
 @pytest.mark.exercise("7.4", points=3)
-@pytest.mark.parametrize("B, d", [(4, 3), (1, 5), (5, 1)])
-def test_per_sample_loss_jacobian_matches_autograd(nb, B, d):
-    _, _, J, rows = ce_setup(80, B, d)
-    assert close(nb.call("per_sample_loss_jacobian", rows), J)
+@pytest.mark.parametrize("B, d", [(4, 3), (1, 5), (5, 2), (3, 4), (6, 3), (2, 2), (7, 4), (3, 6), (5, 5)])
+def test_batch_loss_hessian(nb, B, d):
+    h, want = ce_hessians(90 + B + 10 * d, B, d)
+    expect_batch_hessian(nb.call("batch_loss_hessian", h), h, want)
 
 
 @pytest.mark.exercise("7.4", points=3)
-def test_batch_gradient_matches_autograd(nb):
-    Z, T, J, _ = ce_setup(81)
-    want = autograd.grad(lambda V: anp.mean(ce_per_sample(V, T)))(Z)
-    assert close(nb.call("batch_gradient", J), want)
+def test_batch_loss_hessian_of_general_symmetric_blocks_and_bad_input(nb):
+    rng = np.random.default_rng(99)
+    S = rng.standard_normal((3, 2, 2))
+    h = S + S.transpose(0, 2, 1)
+    want = np.zeros((6, 6))
+    for i in range(3):
+        want[2 * i:2 * i + 2, 2 * i:2 * i + 2] = h[i] / 3
+    expect_batch_hessian(nb.call("batch_loss_hessian", h), h, want)
+    raises_value_error(lambda: nb.call("batch_loss_hessian", h[:, :, :1]))
 
 
-@pytest.mark.exercise("7.4", points=3)
-def test_batch_gradient_of_any_jacobian(nb):
-    # not block diagonal: the mean of the rows, reshaped
-    J = np.random.default_rng(82).standard_normal((3, 6))
-    assert close(nb.call("batch_gradient", J), J.mean(axis=0).reshape(3, 2))
-
-
-@pytest.mark.exercise("7.4", points=3)
-def test_batch_jacobian_round_trip(nb):
-    rows = np.random.default_rng(83).standard_normal((5, 2))
-    got = nb.eval("batch_gradient(per_sample_loss_jacobian(rows))", rows=rows)
-    assert close(got, rows / 5)
+# ---------------------------------------------------------------- 7.5
+@pytest.mark.exercise("7.5", points=1)
+def test_hessian_nonzeros(nb):
+    for B, d in [(32, 10), (4, 3), (100, 7)]:
+        count, fraction = parts(nb.call("hessian_nonzeros", B, d), ("count", "fraction"), "hessian_nonzeros")
+        expect_choice(count, B * d * d, "B diagonal blocks of d x d entries each: B d^2")
+        expect_choice(fraction, 1 / B, "B d^2 of the (B d)^2 entries: the fraction 1/B")

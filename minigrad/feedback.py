@@ -170,8 +170,8 @@ def _symmetry_message(g, w, tol):
         return None
     if _close(0.5 * (g + gt), w, tol):
         return ("your answer is not symmetric, but its symmetric part (A + A^T)/2 is right: "
-                "a Hessian is symmetric; is one term missing its transpose?")
-    return "your answer is not symmetric, but the expected one (a Hessian) is"
+                "is one term missing its transpose?")
+    return "your answer is not symmetric, but the expected one is"
 
 
 def diagnose(got, want, variants=None, B=None, tol=EXERCISE_TOL, layout=None):

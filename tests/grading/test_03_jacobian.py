@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import minigrad
-from gradetools import NoAutodiff, close
+from gradetools import NoAutodiff, WrongAnswer, expect, raises_value_error
 
 NOTEBOOK = "03_jacobian"
 
@@ -69,110 +69,133 @@ def batch(seed, B=5, scale=2.0):
 
 
 # ---------------------------------------------------------------- 3.1
-FORBID_31 = ("minigrad.Linear.param_jacobian",)
+def low_rank_case(seed, o, r, m):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((o, r)), rng.standard_normal((r, m)), rng.standard_normal(m)
+
+
+def expect_low_rank(got, U, V, x):
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise WrongAnswer(f"low_rank_jacobians must return a pair (D_U, D_V), got {got!r:.80}")
+    o = U.shape[0]
+    want_U = autograd.jacobian(lambda A: anp.dot(A, anp.dot(V, x)))(U)
+    want_V = autograd.jacobian(lambda A: anp.dot(U, anp.dot(A, x)))(V)
+    named(expect, "D_U", got[0], want_U, variants={
+        "holds x where the middle vector h = V x belongs: y = U h is linear in U with input h":
+            np.eye(o)[:, :, None] * x[None, None, :] if x.size == U.shape[1] else None},
+          layout="(o, o, r): output i, then the two indices of U")
+    named(expect, "D_V", got[1], want_V, variants={
+        "misses the factor U: h = V x is multiplied by U before it reaches y":
+            np.eye(V.shape[0])[:, :, None] * x[None, None, :] if V.shape[0] == o else None},
+          layout="(o, r, m): output i, then the two indices of V")
+
+
+def named(check, name, *args, **kwargs):
+    variants = {k: v for k, v in (kwargs.pop("variants", None) or {}).items() if v is not None}
+    try:
+        check(*args, variants=variants, **kwargs)
+    except AssertionError as exc:
+        raise type(exc)(f"{name}: {exc}") from None
 
 
 @pytest.mark.exercise("3.1", points=2)
-@pytest.mark.parametrize("o, m", [(3, 4), (1, 5), (4, 1)])
-def test_weight_jacobian_matches_autograd(nb, o, m):
-    rng = np.random.default_rng(31)
-    W, x = rng.standard_normal((o, m)), rng.standard_normal(m)
-    got = nb.call("linear_weight_jacobian", x, o, forbid=FORBID_31)
-    assert close(got, autograd.jacobian(lambda V: anp.dot(V, x))(W))
+@pytest.mark.parametrize("o, r, m", [(3, 2, 4), (1, 1, 3), (4, 4, 2), (2, 3, 5), (5, 2, 2), (3, 3, 3),
+                                     (2, 1, 4), (4, 2, 6), (6, 3, 1)])
+def test_low_rank_jacobians(nb, o, r, m):
+    args = low_rank_case(30 + o + 10 * r + 100 * m, o, r, m)
+    expect_low_rank(nb.call("low_rank_jacobians", *args), *args)
 
 
 @pytest.mark.exercise("3.1", points=2)
-def test_weight_jacobian_flattens_to_minigrad_layout(nb):
-    rng = np.random.default_rng(32)
-    x = rng.standard_normal(3)
-    layer = minigrad.Linear(3, 2, rng=0)
-    layer(x[None])
-    got = np.asarray(nb.call("linear_weight_jacobian", x, 2, forbid=FORBID_31))
-    assert close(got.reshape(2, 6), layer.param_jacobian()[0, :, :6])
+def test_low_rank_jacobians_reject_shapes_that_do_not_fit(nb):
+    U, V, x = low_rank_case(33, 3, 2, 4)
+    expect_low_rank(nb.call("low_rank_jacobians", U, V, x), U, V, x)                # a positive case first
+    raises_value_error(lambda: nb.call("low_rank_jacobians", U, V.T, x))
 
 
 # ---------------------------------------------------------------- 3.2
-@pytest.mark.exercise("3.2", points=3)
-@pytest.mark.parametrize("k, method", [(0, "f"), (1, "df")])
-def test_softplus_derivatives(nb, k, method):
-    x = 4.0 * np.random.default_rng(34).standard_normal((6, 3))
-    got = nb.eval(f"Softplus().{method}(x)", x=x)
-    assert close(got, elementwise_derivatives(softplus, x)[k])
+def gelu_variants(x):
+    t = np.tanh(GELU_C * (x + GELU_A * x ** 3))
+    du = GELU_C * (1.0 + 3.0 * GELU_A * x ** 2)
+    return {"misses u' = c (1 + 3 a x^2), the derivative of the inner function (chain rule)":
+            0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2),
+            "misses the term (1 + tanh u) / 2 of the product rule": 0.5 * x * (1.0 - t ** 2) * du}
+
+
+def expect_elementwise(nb, cls, f, x):
+    value, d1, _ = elementwise_derivatives(f, x)
+    got = nb.eval(f"[{cls}().f(x), {cls}().df(x)]", x=x)
+    named(expect, f"{cls}.f", got[0], value)
+    variants = {"is f itself, not its derivative": value}
+    if cls == "GELU":
+        variants.update(gelu_variants(x))
+    named(expect, f"{cls}.df", got[1], d1, variants=variants)
+
+
+def softplus_points(seed):
+    x = 4.0 * np.random.default_rng(seed).standard_normal((6, 3))
+    x[0, :] = [-800.0, 800.0, -40.0]                    # a stable form gets these exactly
+    return x
 
 
 @pytest.mark.exercise("3.2", points=3)
-def test_softplus_is_stable_for_large_inputs(nb):
-    # log(1 + exp(800)) overflows, log(1 + exp(-40)) rounds to 0: a stable form gets both right
-    x = np.array([[-800.0, -40.0, 0.0, 40.0, 800.0]])
-    got = nb.eval("[Softplus().f(x), Softplus().df(x)]", x=x)
-    e = np.exp(-np.abs(x))
-    s = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    # f and f' to full relative precision
-    wants = [(np.logaddexp(0.0, x), 0.0), (s, 0.0)]
-    for g, (w, atol) in zip(got, wants):
-        g = np.asarray(g, dtype=float)
-        assert np.all(np.isfinite(g))
-        assert np.allclose(g, w, rtol=TOL, atol=atol)
+@pytest.mark.parametrize("seed", range(34, 43))
+def test_softplus(nb, seed):
+    expect_elementwise(nb, "Softplus", softplus, softplus_points(seed))
 
 
 @pytest.mark.exercise("3.2", points=3)
 def test_softplus_gradient_through_minigrad(nb):
+    expect_elementwise(nb, "Softplus", softplus, softplus_points(43))
     X, T = batch(35)
     params, loss = reference_loss(lambda Z, e: softplus(Z))
     w = np.concatenate([P.ravel() for P in params])
     got = nb.eval("minigrad.grad(" + MODEL.format(middle="Softplus()") + ", minigrad.MSELoss(), X, T)",
                   X=X, T=T)
-    assert close(got, autograd.grad(loss)(w, X, T))
+    expect(got, autograd.grad(loss)(w, X, T))
 
 
 # ---------------------------------------------------------------- 3.3
 @pytest.mark.exercise("3.3", points=3)
-@pytest.mark.parametrize("k, method", [(0, "f"), (1, "df")])
-def test_gelu_derivatives(nb, k, method):
-    x = 2.5 * np.random.default_rng(37).standard_normal((6, 3))
-    got = nb.eval(f"GELU().{method}(x)", x=x)
-    assert close(got, elementwise_derivatives(gelu, x)[k])
+@pytest.mark.parametrize("seed", range(37, 46))
+def test_gelu(nb, seed):
+    expect_elementwise(nb, "GELU", gelu, 2.5 * np.random.default_rng(seed).standard_normal((6, 3)))
 
 
 @pytest.mark.exercise("3.3", points=3)
 def test_gelu_gradient_through_minigrad(nb):
+    expect_elementwise(nb, "GELU", gelu, 2.5 * np.random.default_rng(46).standard_normal((4, 3)))
     X, T = batch(38)
     params, loss = reference_loss(lambda Z, e: gelu(Z))
     w = np.concatenate([P.ravel() for P in params])
     got = nb.eval("minigrad.grad(" + MODEL.format(middle="GELU()") + ", minigrad.MSELoss(), X, T)",
                   X=X, T=T)
-    assert close(got, autograd.grad(loss)(w, X, T))
+    expect(got, autograd.grad(loss)(w, X, T))
 
 
 # ---------------------------------------------------------------- 3.4
-def scale_setup(seed, B=4, m=3):
+def expect_scale(nb, seed, B, m):
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((B, m)), rng.uniform(0.5, 1.5, m)
+    X, g = rng.standard_normal((B, m)), rng.uniform(0.5, 1.5, m)
+    got = nb.eval("(lambda s: [s(X), s.input_jacobian(), s.param_jacobian()])(Scale(g))", X=X, g=g)
+    named(expect, "forward", got[0], X * g)
+    named(expect, "input_jacobian", got[1], np.einsum("bibj->bij", autograd.jacobian(lambda Z: Z * g)(X)),
+          variants={"is diag(x), the parameter Jacobian": X[:, :, None] * np.eye(m),
+                    "fills every entry with gamma: y_i depends on x_i alone, so J_x is diagonal":
+                        np.broadcast_to(g, (B, m, m))})
+    named(expect, "param_jacobian", got[2], autograd.jacobian(lambda v: X * v)(g),
+          variants={"is diag(gamma), the input Jacobian": np.broadcast_to(np.diag(g), (B, m, m))})
 
 
 @pytest.mark.exercise("3.4", points=4)
-def test_scale_forward(nb):
-    X, g = scale_setup(39)
-    assert close(nb.eval("Scale(g)(X)", X=X, g=g), X * g)
-
-
-@pytest.mark.exercise("3.4", points=4)
-def test_scale_input_jacobian(nb):
-    X, g = scale_setup(40)
-    got = nb.eval("(lambda s: (s(X), s.input_jacobian())[1])(Scale(g))", X=X, g=g)
-    full = autograd.jacobian(lambda Z: Z * g)(X)                    # (B, m, B, m)
-    assert close(got, np.einsum("bibj->bij", full))
-
-
-@pytest.mark.exercise("3.4", points=4)
-def test_scale_param_jacobian(nb):
-    X, g = scale_setup(41)
-    got = nb.eval("(lambda s: (s(X), s.param_jacobian())[1])(Scale(g))", X=X, g=g)
-    assert close(got, autograd.jacobian(lambda v: X * v)(g))
+@pytest.mark.parametrize("B, m", [(4, 3), (1, 2), (5, 1), (3, 4), (2, 5), (6, 2), (4, 4), (3, 3), (7, 2)])
+def test_scale(nb, B, m):
+    expect_scale(nb, 39 + B + 10 * m, B, m)
 
 
 @pytest.mark.exercise("3.4", points=4)
 def test_scale_gradient_through_minigrad(nb):
+    expect_scale(nb, 47, 4, 3)
     X, T = batch(44)
     g = np.random.default_rng(45).uniform(0.5, 1.5, 4)
     params, loss = reference_loss(lambda Z, e: anp.tanh(Z * e))
@@ -180,4 +203,4 @@ def test_scale_gradient_through_minigrad(nb):
     middle = "Scale(g), minigrad.Tanh()"
     got = nb.eval("minigrad.grad(" + MODEL.format(middle=middle) + ", minigrad.MSELoss(), X, T)",
                   X=X, T=T, g=g)
-    assert close(got, autograd.grad(loss)(w, X, T, extra=4))
+    expect(got, autograd.grad(loss)(w, X, T, extra=4))

@@ -1,0 +1,25 @@
+"""Plausible wrong answers of solutions/03_jacobian.ipynb (see README.md)."""
+NOTEBOOK = "03_jacobian"
+
+_DV = "    D_V = U[:, :, None] * x[None, None, :]                # U_ik x_l"
+_DF = "        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))"
+
+WRONG = [
+    ("3.1", "D_V without U", [(_DV, "    D_V = np.eye(V.shape[0])[:, :, None] * x[None, None, :] if V.shape[0] == o else U[:, :, None] * 0 * x")],
+     "D_V: your answer"),
+    ("3.1", "D_V with its axes in the other order", [(_DV, "    D_V = U[:, None, :] * x[None, :, None]")], "D_V: your answer"),
+    ("3.1", "x where h belongs", [("    D_U = np.eye(o)[:, :, None] * h[None, None, :]        # delta_ik h_j",
+                                   "    D_U = np.eye(o)[:, :, None] * x[None, None, :]")], "D_U: your answer"),
+    ("3.2", "the naive softplus", [("        return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))",
+                                     "        return np.log(1.0 + np.exp(x))")], "Softplus.f"),
+    ("3.2", "f instead of f'", [(_DF, "        return self.f(x)")], "is f itself"),
+    ("3.3", "the chain rule's u' forgotten", [("        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2) * du",
+                                               "        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2)")], "GELU.df"),
+    ("3.3", "the product rule's first term forgotten", [("        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2) * du",
+                                                         "        return 0.5 * x * (1.0 - t ** 2) * du")], "product rule"),
+    ("3.4", "the Jacobians swapped", [('        return np.broadcast_to(np.diag(self.params["gamma"]), (X.shape[0],) + (X.shape[1],) * 2).copy()',
+                                       '        return X[:, :, None] * np.eye(X.shape[1])')], "is diag(x)"),
+    ("3.4", "a full matrix of gamma", [('        return np.broadcast_to(np.diag(self.params["gamma"]), (X.shape[0],) + (X.shape[1],) * 2).copy()',
+                                        '        return np.broadcast_to(self.params["gamma"], (X.shape[0],) + (X.shape[1],) * 2).copy()')],
+     "J_x is diagonal"),
+]

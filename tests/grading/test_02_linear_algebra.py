@@ -6,7 +6,7 @@ and sends back plain data.
 import numpy as np
 import pytest
 
-from gradetools import NoAutodiff, close
+from gradetools import NoAutodiff, WrongAnswer, close, expect
 
 NOTEBOOK = "02_linear_algebra"
 
@@ -18,22 +18,50 @@ def nb(nb):
     return NoAutodiff(nb)
 
 
+def general_case(nb, name):
+    """A general case of each exercise, checked beside every special one, so that no case where a
+    wrong answer coincides with the right one (one row, one output, a symmetric tensor) passes alone."""
+    rng = np.random.default_rng(20)
+    if name == "frobenius":
+        A, B = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+        got = nb.call("frobenius", A, B)
+        if not isinstance(got, float):
+            raise WrongAnswer(f"frobenius must return a Python float, got {type(got).__name__}")
+        expect(got, np.sum(A * B), variants={
+            "is the sum of the entries of A B^T: the matrix product mixes rows and columns; multiply entry by entry":
+                np.sum(A @ B.T)})
+    elif name == "kron_matvec":
+        A, B, x = rng.standard_normal((2, 3)), rng.standard_normal((4, 5)), rng.standard_normal(15)
+        expect(nb.call("kron_matvec", A, B, x), np.kron(A, B) @ x, variants={
+            "reads x column-major: numpy's reshape (and this course) is row-major": (A @ x.reshape(5, 3).T @ B.T).ravel(),
+            "is ravel((A X B^T)^T): read the result back row by row": (A @ x.reshape(3, 5) @ B.T).T.ravel()})
+    elif name == "bilinear_form":
+        H, u, v = rng.standard_normal((3, 4, 4)), rng.standard_normal(4), rng.standard_normal(4)
+        expect(nb.call("bilinear_form", H, u, v), np.einsum("ijk,j,k->i", H, u, v), variants={
+            "contracts u with the last axis: H[u, v]_i = u^T H_i v puts u on the middle axis":
+                np.einsum("ijk,k,j->i", H, u, v)})
+
+
 # ---------------------------------------------------------------- 2.1
 @pytest.mark.exercise("2.1", points=2)
 @pytest.mark.parametrize("shape", [(3, 4), (1, 7), (2, 3, 4)])
 def test_frobenius_value(nb, shape):
+    general_case(nb, "frobenius")
     rng = np.random.default_rng(21)
     A, B = rng.standard_normal(shape), rng.standard_normal(shape)
     got = nb.call("frobenius", A, B)
-    assert isinstance(got, float)
-    assert close(got, np.sum(A * B))
+    if not isinstance(got, float):
+        raise WrongAnswer(f"frobenius must return a Python float, got {type(got).__name__}")
+    expect(got, np.sum(A * B), variants={"is the sum of the entries of A B^T: the matrix product mixes "
+                                         "rows and columns; multiply entry by entry": np.sum(A.reshape(len(A), -1) @ B.reshape(len(B), -1).T)})
 
 
 @pytest.mark.exercise("2.1", points=2)
 def test_frobenius_is_trace_of_product(nb):
+    general_case(nb, "frobenius")
     rng = np.random.default_rng(22)
     A, B = rng.standard_normal((5, 2)), rng.standard_normal((5, 2))
-    assert close(nb.call("frobenius", A, B), np.trace(A.T @ B))
+    expect(nb.call("frobenius", A, B), np.trace(A.T @ B))
 
 
 # ---------------------------------------------------------------- 2.2
@@ -41,20 +69,25 @@ def test_frobenius_is_trace_of_product(nb):
 def test_batch_outer_entries(nb):
     rng = np.random.default_rng(24)
     U, V = rng.standard_normal((6, 3)), rng.standard_normal((6, 5))
-    assert close(nb.call("batch_outer", U, V), np.einsum("bi,bj->bij", U, V))
+    expect(nb.call("batch_outer", U, V), np.einsum("bi,bj->bij", U, V), layout="(B, o, m): R[b] = u_b v_b^T")
 
 
 @pytest.mark.exercise("2.2", points=2)
 def test_batch_outer_sum_is_weight_gradient(nb):
     rng = np.random.default_rng(25)
     G, X = rng.standard_normal((7, 2)), rng.standard_normal((7, 4))
-    assert close(np.sum(nb.call("batch_outer", G, X), axis=0), G.T @ X)
+    got = nb.call("batch_outer", G, X)
+    expect(got, np.einsum("bi,bj->bij", G, X), layout="(B, o, m): R[b] = u_b v_b^T")
+    expect(np.sum(got, axis=0), G.T @ X)
 
 
 @pytest.mark.exercise("2.2", points=2)
 def test_batch_outer_single_sample(nb):
     u, v = np.array([[1.0, -2.0]]), np.array([[3.0, 0.5, 4.0]])
-    assert close(nb.call("batch_outer", u, v), np.outer(u[0], v[0])[None])
+    rng = np.random.default_rng(26)
+    U, V = rng.standard_normal((4, 2)), rng.standard_normal((4, 3))        # a general case beside it
+    expect(nb.call("batch_outer", U, V), np.einsum("bi,bj->bij", U, V))
+    expect(nb.call("batch_outer", u, v), np.outer(u[0], v[0])[None])
 
 
 # ---------------------------------------------------------------- 2.3
@@ -62,38 +95,45 @@ KRON_FORBID = ("numpy.kron",)
 
 
 @pytest.mark.exercise("2.3", points=3)
-@pytest.mark.parametrize("p, q, r, s", [(2, 3, 4, 5), (1, 1, 3, 2), (5, 2, 1, 4)])
+@pytest.mark.parametrize("p, q, r, s", [(2, 3, 4, 5), (1, 1, 3, 2), (5, 2, 1, 4), (3, 2, 2, 3), (2, 4, 3, 2)])
 def test_kron_matvec_value(nb, p, q, r, s):
+    general_case(nb, "kron_matvec")
     rng = np.random.default_rng(27)
     A, B, x = rng.standard_normal((p, q)), rng.standard_normal((r, s)), rng.standard_normal(q * s)
     got = nb.call("kron_matvec", A, B, x, forbid=KRON_FORBID)
-    assert close(got, np.kron(A, B) @ x)
+    X = x.reshape(q, s)
+    expect(got, np.kron(A, B) @ x, variants={
+        "reads x column-major: numpy's reshape (and this course) is row-major": (A @ x.reshape(s, q).T @ B.T).ravel(),
+        "is ravel((A X B^T)^T): read the result back row by row": (A @ X @ B.T).T.ravel()})
 
 
 @pytest.mark.exercise("2.3", points=3)
 def test_kron_matvec_linear_layer_jacobian(nb):
+    general_case(nb, "kron_matvec")
     # J of y = W x w.r.t. vec(W) is I_o kron x^T; applied to vec(dW) it gives dW x
     rng = np.random.default_rng(28)
     x, dW = rng.standard_normal((1, 4)), rng.standard_normal((3, 4))
     got = nb.call("kron_matvec", np.eye(3), x, dW.ravel(), forbid=KRON_FORBID)
-    assert close(got, dW @ x[0])
+    expect(got, dW @ x[0])
 
 
 # ---------------------------------------------------------------- 2.4
 @pytest.mark.exercise("2.4", points=3)
 @pytest.mark.parametrize("o, n, k", [(3, 4, 4), (1, 2, 5), (4, 1, 1)])
 def test_bilinear_form_value(nb, o, n, k):
+    general_case(nb, "bilinear_form")
     rng = np.random.default_rng(30)
     H, u, v = rng.standard_normal((o, n, k)), rng.standard_normal(n), rng.standard_normal(k)
     got = nb.call("bilinear_form", H, u, v)
-    assert close(got, np.array([u @ H[i] @ v for i in range(o)]))
+    expect(got, np.array([u @ H[i] @ v for i in range(o)]))
 
 
 @pytest.mark.exercise("2.4", points=3)
 def test_bilinear_form_symmetric_tensor(nb):
+    general_case(nb, "bilinear_form")
     # for a Hessian (symmetric in its last two axes) H[u, v] = H[v, u]
     rng = np.random.default_rng(31)
     H = rng.standard_normal((3, 4, 4))
     H = H + H.transpose(0, 2, 1)
     u, v = rng.standard_normal(4), rng.standard_normal(4)
-    assert close(nb.call("bilinear_form", H, u, v), nb.call("bilinear_form", H, v, u))
+    expect(nb.call("bilinear_form", H, u, v), nb.call("bilinear_form", H, v, u))

@@ -8,7 +8,7 @@ from grader.kernel import NotebookError
 from minigrad.feedback import Choice, diagnose
 
 __all__ = ["EXACT_TOL", "NO_AUTODIFF", "NoAutodiff", "WrongAnswer", "close", "expect",
-           "expect_choice", "raises_value_error"]
+           "expect_choice", "expect_choices", "raises_value_error"]
 
 #: exact answers agree with the reference up to rounding
 EXACT_TOL = 1e-10
@@ -43,6 +43,19 @@ def expect_choice(got, want, explain, tol=1e-8):
         message = "no answer given"
     if message:
         raise WrongAnswer(message)
+
+
+def expect_choices(got, answers, who):
+    """``got`` must be a tuple or list of ``len(answers)`` answers, each right by
+    :func:`expect_choice` against ``answers[k] = (want, explain)``; the first wrong one is
+    named ("answer 2: ...")."""
+    if not isinstance(got, (tuple, list)) or len(got) != len(answers):
+        raise WrongAnswer(f"{who} must return {len(answers)} answers, got {got!r:.80}")
+    for k, (answer, (want, why)) in enumerate(zip(got, answers), 1):
+        try:
+            expect_choice(answer, want, why)
+        except WrongAnswer as exc:
+            raise WrongAnswer(f"answer {k}: {exc}") from None
 
 
 def raises_value_error(call):

@@ -6,7 +6,7 @@ and sends back plain data.
 import numpy as np
 import pytest
 
-from gradetools import NoAutodiff, WrongAnswer, close, expect
+from gradetools import NoAutodiff, WrongAnswer, expect
 
 NOTEBOOK = "02_linear_algebra"
 

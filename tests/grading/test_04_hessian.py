@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minigrad
-from gradetools import NoAutodiff, WrongAnswer, close, expect, raises_value_error
+from gradetools import NoAutodiff, WrongAnswer, expect, raises_value_error
 
 NOTEBOOK = "04_hessian"
 
@@ -256,20 +256,6 @@ def test_hessian_through_minigrad(nb, cls, f):
 
 
 # ---------------------------------------------------------------- 4.6
-def zero_or_none(block, shape):
-    """A zero block may come back as None or as an array of zeros of the right shape."""
-    return block is None or close(block, np.zeros(shape))
-
-
-def scale_after_call(method):
-    return f"(lambda s: (s(X), s.{method})[1])(Scale2(g))"
-
-
-def scale_case(seed, B=4, m=3):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((B, m)), rng.uniform(0.5, 1.5, m), rng.standard_normal((B, m))
-
-
 def expect_scale_blocks(nb, X, g, G):
     B, m = X.shape
     got = nb.eval("(lambda s: (s(X), [s.curvature_xx(G), s.curvature_xp(G), s.curvature_pp(G)])[1])(Scale2(g))",

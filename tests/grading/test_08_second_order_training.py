@@ -7,7 +7,7 @@ earns nothing.
 import numpy as np
 import pytest
 
-from gradetools import WrongAnswer, expect, expect_choice, raises_value_error
+from gradetools import WrongAnswer, expect, expect_choices, raises_value_error
 
 NOTEBOOK = "08_second_order_training"
 
@@ -175,11 +175,4 @@ IMPLICATIONS = [("shrink", "the step length decreases with lambda, so a longer a
 
 @pytest.mark.exercise("8.5", points=1)
 def test_implications(nb):
-    got = nb.call("implications")
-    if not isinstance(got, (tuple, list)) or len(got) != 3:
-        raise WrongAnswer(f"implications must return three answers, got {got!r:.80}")
-    for k, (answer, (want, why)) in enumerate(zip(got, IMPLICATIONS), 1):
-        try:
-            expect_choice(answer, want, why)
-        except AssertionError as exc:
-            raise type(exc)(f"answer {k}: {exc}") from None
+    expect_choices(nb.call("implications"), IMPLICATIONS, "implications")

@@ -7,7 +7,7 @@ answer, so that a stub that only raises ValueError earns nothing.
 import numpy as np
 import pytest
 
-from gradetools import WrongAnswer, expect, expect_choice, raises_value_error
+from gradetools import WrongAnswer, expect, expect_choices, raises_value_error
 
 NOTEBOOK = "09_curvature_at_scale"
 
@@ -203,11 +203,4 @@ CONCLUSIONS = [(False, "the expectation over the labels removes them: F holds J_
 
 @pytest.mark.exercise("9.5", points=1)
 def test_conclusions(nb):
-    got = nb.call("conclusions")
-    if not isinstance(got, (tuple, list)) or len(got) != 3:
-        raise WrongAnswer(f"conclusions must return three answers, got {got!r:.80}")
-    for k, (answer, (want, why)) in enumerate(zip(got, CONCLUSIONS), 1):
-        try:
-            expect_choice(answer, want, why)
-        except AssertionError as exc:
-            raise type(exc)(f"answer {k}: {exc}") from None
+    expect_choices(nb.call("conclusions"), CONCLUSIONS, "conclusions")

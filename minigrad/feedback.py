@@ -116,7 +116,10 @@ def _factor_message(g, w, B):
     resid = np.linalg.norm(g - c * w)
     if c == 0.0 or resid > FACTOR_FIT * np.linalg.norm(g):
         return None
-    return f"your answer is {c:.3g} times the expected one{_factor_name(c, B)}"
+    name = _factor_name(c, B)
+    if w.size == 1 and not name:
+        return None                   # any number is some multiple of another: only a named factor says something
+    return f"your answer is {c:.3g} times the expected one{name}"
 
 
 def _same_shape_permutation(g, w, tol):

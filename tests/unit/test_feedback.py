@@ -122,3 +122,8 @@ def test_square_transposed_per_sample():
     A = rng.standard_normal((3, 4, 4))
     assert "each matrix transposed" in diagnose(A.transpose(0, 2, 1), A)
     assert "transpose of the expected" in diagnose(S.T + np.triu(np.ones((4, 4)), 1), (S.T + np.triu(np.ones((4, 4)), 1)).T)
+
+
+def test_a_number_is_a_factor_only_when_the_factor_is_named():
+    assert diagnose(3.04, 1.0).startswith("largest error")
+    assert "B = 6" in diagnose(6.0, 1.0, B=6)

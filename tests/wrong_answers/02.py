@@ -1,13 +1,14 @@
 """Plausible wrong answers of solutions/02_linear_algebra.ipynb (see README.md)."""
 NOTEBOOK = "02_linear_algebra"
 
-_F = "    return float(np.sum(A * B))"
+_F = "    return float(np.sum((A.T @ A) * (B @ B.T)))       # <A^T A, B B^T>_F, two q x q matrices"
 _K = "    return (A @ x.reshape(q, s) @ B.T).reshape(p * r)"
 
 WRONG = [
-    ("2.1", "a matrix product", [(_F, "    return float(np.sum(A.reshape(len(A), -1) @ B.reshape(len(B), -1).T))")],
-     "the matrix product mixes rows and columns"),
-    ("2.1", "an array, not a float", [(_F, "    return np.sum(A * B, keepdims=True)")], "Python float"),
+    ("2.1", "the product formed", [(_F, "    return float(np.linalg.norm(A @ B) ** 2)")], "memory limit"),
+    ("2.1", "the submultiplicative bound", [(_F, "    return float(np.sum(A * A) * np.sum(B * B))")], "submultiplicative"),
+    ("2.1", "the norm, not its square", [(_F, "    return float(np.sqrt(np.sum((A.T @ A) * (B @ B.T))))")], "not its square"),
+    ("2.1", "an array, not a float", [(_F, "    return np.sum((A.T @ A) * (B @ B.T), keepdims=True)")], "Python float"),
     ("2.2", "u and v swapped", [("    return U[:, :, None] * V[:, None, :]", "    return V[:, :, None] * U[:, None, :]")],
      "shape"),
     ("2.2", "the batch summed", [("    return U[:, :, None] * V[:, None, :]", "    return (U[:, :, None] * V[:, None, :]).sum(axis=0)")],
@@ -15,8 +16,8 @@ WRONG = [
     ("2.3", "x read column-major", [(_K, "    return (A @ x.reshape(s, q).T @ B.T).reshape(p * r)")], "column-major"),
     ("2.3", "the result read back column-major", [(_K, "    return (A @ x.reshape(q, s) @ B.T).T.reshape(p * r)")],
      "read the result back row by row"),
-    ("2.4", "u against the last axis", [('    return np.einsum("ijk,j,k->i", H, u, v)', '    return np.einsum("ikj,j,k->i", H, u, v)')],
-     "puts u on the middle axis"),
-    ("2.4", "the first output only", [('    return np.einsum("ijk,j,k->i", H, u, v)', '    return np.einsum("ijk,j,k->i", H[:1], u, v)')],
-     "shape"),
+    ("2.4", "H[u, v] alone", [('    return np.einsum("ijk,j,k->i", H, u, v) + np.einsum("ijk,j,k->i", H, v, u)     # H[u, v] + H[v, u]',
+                               '    return np.einsum("ijk,j,k->i", H, u, v)')], "delta appears on both axes"),
+    ("2.4", "2 H[u, v]", [('    return np.einsum("ijk,j,k->i", H, u, v) + np.einsum("ijk,j,k->i", H, v, u)     # H[u, v] + H[v, u]',
+                           '    return 2 * np.einsum("ijk,j,k->i", H, u, v)')], "right only when every H_i is symmetric"),
 ]

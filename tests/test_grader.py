@@ -340,7 +340,7 @@ def graded(tmp_path_factory):
                                              if c.source.startswith("# Exercise 2.1:")))
     _write(solved_one, sub / "solved_one.ipynb")
     # one exercise raises (with terminal escapes in its message), another is missing
-    broken = _insert_after(solution, "batch_outer", "def batch_outer(U, V):\n"
+    broken = _insert_after(solution, "outer_gram", "def outer_gram(U, V):\n"
                            "    raise TypeError('not like this\\x1b[2J\\r')\n")
     broken.cells = [c for c in broken.cells if "def bilinear_form(" not in c.source]
     _write(broken, sub / "broken.ipynb")
@@ -371,10 +371,10 @@ def graded(tmp_path_factory):
                            "def frobenius(A, B):\n    import numpy as np\n"
                            "    hog = np.ones(1 << 30)\n    return _right_frobenius(A, B)\n")
     _write(memory, sub / "hostile" / "memory.ipynb")
-    flood = _insert_after(solution, "batch_outer", "_right_batch_outer = batch_outer\n\n"
-                          "def batch_outer(U, V):\n    chunk = 'x' * (1 << 20)\n"
+    flood = _insert_after(solution, "outer_gram", "_right_outer_gram = outer_gram\n\n"
+                          "def outer_gram(U, V):\n    chunk = 'x' * (1 << 20)\n"
                           "    for _ in range(1024):\n        print(chunk)\n"
-                          "    return _right_batch_outer(U, V)\n")
+                          "    return _right_outer_gram(U, V)\n")
     _write(flood, sub / "hostile" / "flood.ipynb")
 
     # not gradable
@@ -384,7 +384,7 @@ def graded(tmp_path_factory):
     unknown.metadata["minigrad"] = {"notebook": "99_unknown_chapter"}
     _write(unknown, sub / "unknown.ipynb")
     # one exercise spins and ignores SIGTERM and SIGINT: graded alone, with short limits
-    spin = _insert_after(solution, "batch_outer", "def batch_outer(U, V):\n"
+    spin = _insert_after(solution, "outer_gram", "def outer_gram(U, V):\n"
                          "    import signal\n"
                          "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
                          "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"

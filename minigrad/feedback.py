@@ -17,7 +17,7 @@ sentence that says how it relates to ``want``, trying in this order:
 7. axes of equal length permuted (a transpose), or row-major against
    column-major order over a pair of indices (the Kronecker factors swapped);
 8. a non-symmetric answer where the answer is symmetric;
-9. otherwise the largest error and where.
+9. otherwise the largest error and where (for one number: both numbers).
 
 A check cell never raises, so an unsolved notebook runs to the end::
 
@@ -213,6 +213,8 @@ def diagnose(got, want, variants=None, B=None, tol=EXERCISE_TOL, layout=None):
         if message:
             return message
     err = _errors(g, w)
+    if g.ndim == 0:
+        return f"your answer {float(g):.6g} is not the expected {float(w):.6g}"
     where = np.unravel_index(int(np.argmax(err)), err.shape)
     return (f"largest error {float(err[where]):.3g} at index {_index(where)}: "
             f"got {float(g[where]):.6g}, expected {float(w[where]):.6g}")

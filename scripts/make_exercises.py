@@ -10,7 +10,9 @@ included, becomes one line at the same indentation::
     raise NotImplementedError("Exercise N.K: <short title>")
 
 and, in every code cell, the outputs and execution counts are cleared and the ``hide-input``
-tag is dropped. Both notebooks carry ``"minigrad": {"notebook": "<file stem>"}`` in their
+tag is dropped. A check cell (one that calls ``check_exercise``) is collapsed in JupyterLab
+(``"jupyter": {"source_hidden": true}``): the check computes the expected answer and names known
+wrong ones, which a learner should meet as feedback after trying, not read before. Both notebooks carry ``"minigrad": {"notebook": "<file stem>"}`` in their
 metadata, which is how the grader picks the graded tests.
 
 Usage::
@@ -40,6 +42,8 @@ EXERCISES = ROOT / "exercises"
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 HIDE_TAG = "hide-input"
+#: a check cell calls this; its source is collapsed in the exercise notebook
+CHECK_CALL = "check_exercise("
 #: the first line of an exercise cell: "# Exercise 3.2: the softplus activation"
 HEADER = re.compile(r"^#\s*Exercise\s+(\d+\.\d+)\s*:\s*(\S.*?)\s*$")
 #: how many graded exercises a notebook should hold (the design's rule)
@@ -133,6 +137,8 @@ def make_exercise(solution, stem, where=""):
         cell.outputs = []
         cell.execution_count = None
         cell.metadata.pop("execution", None)          # run timestamps say nothing to a learner
+        if CHECK_CALL in cell.source:
+            cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
         tags = [t for t in cell.metadata.get("tags", []) if t != HIDE_TAG]
         if tags:
             cell.metadata["tags"] = tags

@@ -476,7 +476,7 @@ def test_wrong_answer_costs_only_its_exercise(graded):
     assert result["chapter"] == BASE                  # from the file name: no metadata
     _only_loses(result, "2.1", graded["by_name"][f"solutions/{BASE}.ipynb"])
     e = _exercises(result)["2.1"]
-    assert "largest error" in e["message"] and e["points"] < e["max_points"]
+    assert "is not the expected" in e["message"] and e["points"] < e["max_points"]
 
 
 def test_solving_one_exercise_passes_that_one_only(graded):

@@ -3,10 +3,12 @@
 Every reference is computed here with numpy; the notebook only receives inputs
 and sends back plain data.
 """
+import weakref
+
 import numpy as np
 import pytest
 
-from gradetools import NoAutodiff, WrongAnswer, expect
+from gradetools import NoAutodiff, WrongAnswer, expect, raises_value_error
 
 NOTEBOOK = "02_linear_algebra"
 
@@ -25,8 +27,9 @@ def general_case(nb, name):
     if name == "frobenius":
         A, B = rng.standard_normal((30, 3)), rng.standard_normal((3, 40))
         got = nb.call("frobenius", A, B)
-        if not isinstance(got, float):
-            raise WrongAnswer(f"frobenius must return a Python float, got {type(got).__name__}")
+        if np.ndim(got) != 0 or isinstance(got, (bool, np.bool_)):
+            raise WrongAnswer(f"frobenius must return one number (a float), got {type(got).__name__} "
+                              f"of shape {np.shape(got)}")
         expect(got, np.linalg.norm(A @ B) ** 2, variants=frobenius_variants(A, B))
         # p = r = 25,000: A B would take 5 GB, over the kernel's 4 GB memory limit; every case checks it
         A, B = rng.standard_normal((25_000, 3)), rng.standard_normal((3, 25_000))
@@ -58,12 +61,19 @@ def quadratic_variants(H, u, v):
 
 # ---------------------------------------------------------------- 2.1
 @pytest.mark.exercise("2.1", points=2)
-@pytest.mark.parametrize("p, q, r", [(3, 4, 5), (1, 7, 2), (6, 1, 4), (5, 3, 5), (2, 2, 9), (4, 2, 3)])
+@pytest.mark.parametrize("p, q, r", [(3, 4, 5), (1, 7, 2), (6, 1, 4), (5, 3, 5), (2, 2, 9), (4, 2, 3),
+                                     (7, 5, 1), (1, 1, 1), (8, 3, 6)])
 def test_frobenius_value(nb, p, q, r):
     general_case(nb, "frobenius")
     rng = np.random.default_rng(21 + p + q + r)
     A, B = rng.standard_normal((p, q)), rng.standard_normal((q, r))
     expect(nb.call("frobenius", A, B), np.linalg.norm(A @ B) ** 2, variants=frobenius_variants(A, B))
+
+
+@pytest.mark.exercise("2.1", points=2)
+def test_frobenius_refuses_shapes_that_do_not_fit(nb):
+    general_case(nb, "frobenius")                                             # a positive case first
+    raises_value_error(lambda: nb.call("frobenius", np.ones((3, 4)), np.ones((5, 2))))
 
 
 # ---------------------------------------------------------------- 2.2
@@ -77,6 +87,23 @@ def expect_outer_gram(nb, U, V):
     expect(nb.call("outer_gram", U, V), outer @ outer.T, variants=gram_variants(U, V), layout="(B, B)")
 
 
+_GENERAL_VERDICTS = weakref.WeakKeyDictionary()
+
+
+def once(nb, check):
+    """Run ``check(nb)`` once per notebook and repeat its verdict (its WrongAnswer, or nothing) in
+    every later test: the general case still decides every test, at the cost of one run."""
+    verdicts = _GENERAL_VERDICTS.setdefault(nb, {})
+    if check not in verdicts:
+        try:
+            check(nb)
+            verdicts[check] = None
+        except AssertionError as exc:
+            verdicts[check] = exc
+    if verdicts[check] is not None:
+        raise verdicts[check]
+
+
 def general_gram(nb):
     rng = np.random.default_rng(23)
     expect_outer_gram(nb, rng.standard_normal((6, 3)), rng.standard_normal((6, 5)))
@@ -86,11 +113,18 @@ def general_gram(nb):
 
 
 @pytest.mark.exercise("2.2", points=2)
-@pytest.mark.parametrize("B, o, m", [(4, 3, 5), (1, 2, 3), (7, 1, 4), (5, 4, 1), (3, 6, 2)])
+@pytest.mark.parametrize("B, o, m", [(4, 3, 5), (1, 2, 3), (7, 1, 4), (5, 4, 1), (3, 6, 2), (2, 2, 2),
+                                     (6, 3, 3), (1, 1, 1), (8, 2, 5)])
 def test_outer_gram(nb, B, o, m):
-    general_gram(nb)
+    once(nb, general_gram)
     rng = np.random.default_rng(24 + B + o + m)
     expect_outer_gram(nb, rng.standard_normal((B, o)), rng.standard_normal((B, m)))
+
+
+@pytest.mark.exercise("2.2", points=2)
+def test_outer_gram_refuses_batches_that_differ(nb):
+    once(nb, general_gram)                                                    # a positive case first
+    raises_value_error(lambda: nb.call("outer_gram", np.ones((4, 3)), np.ones((5, 2))))
 
 
 # ---------------------------------------------------------------- 2.3
@@ -98,7 +132,8 @@ KRON_FORBID = ("numpy.kron",)
 
 
 @pytest.mark.exercise("2.3", points=3)
-@pytest.mark.parametrize("p, q, r, s", [(2, 3, 4, 5), (1, 1, 3, 2), (5, 2, 1, 4), (3, 2, 2, 3), (2, 4, 3, 2)])
+@pytest.mark.parametrize("p, q, r, s", [(2, 3, 4, 5), (1, 1, 3, 2), (5, 2, 1, 4), (3, 2, 2, 3), (2, 4, 3, 2),
+                                        (4, 1, 2, 3), (1, 3, 1, 4), (3, 3, 3, 3), (2, 5, 4, 1)])
 def test_kron_matvec_value(nb, p, q, r, s):
     general_case(nb, "kron_matvec")
     rng = np.random.default_rng(27)
@@ -120,9 +155,16 @@ def test_kron_matvec_linear_layer_jacobian(nb):
     expect(got, dW @ x[0])
 
 
+@pytest.mark.exercise("2.3", points=3)
+def test_kron_matvec_refuses_a_vector_of_the_wrong_length(nb):
+    general_case(nb, "kron_matvec")                                           # a positive case first
+    raises_value_error(lambda: nb.call("kron_matvec", np.ones((2, 3)), np.ones((4, 5)), np.ones(14),
+                                       forbid=KRON_FORBID))
+
+
 # ---------------------------------------------------------------- 2.4
 @pytest.mark.exercise("2.4", points=3)
-@pytest.mark.parametrize("o, n", [(3, 4), (1, 2), (4, 1), (2, 5), (5, 3)])
+@pytest.mark.parametrize("o, n", [(3, 4), (1, 2), (4, 1), (2, 5), (5, 3), (1, 6), (3, 3), (6, 2)])
 def test_bilinear_form_value(nb, o, n):
     general_case(nb, "bilinear_form")
     rng = np.random.default_rng(30 + o + 10 * n)
@@ -138,3 +180,9 @@ def test_bilinear_form_is_a_derivative(nb):
     H, u, v = rng.standard_normal((3, 4, 4)), rng.standard_normal(4), rng.standard_normal(4)
     phi = lambda d: np.einsum("ijk,j,k->i", H, d, d)
     expect(nb.call("bilinear_form", H, u, v), (phi(u + v) - phi(u - v)) / 2)
+
+
+@pytest.mark.exercise("2.4", points=3)
+def test_bilinear_form_refuses_shapes_that_do_not_fit(nb):
+    general_case(nb, "bilinear_form")                                         # a positive case first
+    raises_value_error(lambda: nb.call("bilinear_form", np.ones((3, 4, 4)), np.ones(4), np.ones(5)))

@@ -1,7 +1,7 @@
 """Graded tests of the batch backprop exercises (solutions/07_batch_backprop.ipynb).
 
 Every argument is plain numpy data made here; every reference is computed here with
-autograd (or minigrad, for the flattened per-sample gradients). Each test checks every part of
+autograd. Each test checks every part of
 an exercise's answer on one case, so that one wrong part costs the case.
 """
 import autograd
@@ -9,7 +9,6 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-import minigrad
 from gradetools import NoAutodiff, WrongAnswer, expect, expect_choice, raises_value_error
 
 NOTEBOOK = "07_batch_backprop"
@@ -49,7 +48,10 @@ def expect_residual(got, A, W, b, G_Z):
     no_tanh = "misses the derivative of tanh (1 - tanh^2 at the pre-activation S)"
     G_W, G_b, G_A = parts(got, ("G_W", "G_b", "G_A"), "residual_backward")
     expect_named("G_W", G_W, autograd.grad(probe, 1)(A, W, b), variants={no_tanh: G_Z.T @ A})
-    expect_named("G_b", G_b, autograd.grad(probe, 2)(A, W, b), variants={no_tanh: G_Z.sum(axis=0)})
+    expect_named("G_b", G_b, autograd.grad(probe, 2)(A, W, b), variants={
+        no_tanh: G_Z.sum(axis=0),
+        "averages G_S over the batch: G_Z already holds the mean's 1/B, so G_b is the column sum of G_S":
+        G_S.mean(axis=0)})
     expect_named("G_A", G_A, autograd.grad(probe, 0)(A, W, b), variants={
         "misses the skip connection: Z = A + tanh(S) passes G_Z straight to A": G_S @ W,
         no_tanh: G_Z + G_Z @ W})
@@ -58,6 +60,8 @@ def expect_residual(got, A, W, b, G_Z):
 @pytest.mark.exercise("7.1", points=3)
 @pytest.mark.parametrize("B, d", [(5, 3), (1, 4), (6, 1), (3, 5), (4, 2), (7, 3), (2, 6), (5, 4), (3, 3)])
 def test_residual_backward(nb, B, d):
+    general = residual_case(70, 5, 3)                       # B = 1 or d = 1 alone would pass a wrong 1/B
+    expect_residual(nb.call("residual_backward", *general), *general)
     args = residual_case(70 + 10 * B + d, B, d)
     expect_residual(nb.call("residual_backward", *args), *args)
 
@@ -107,6 +111,8 @@ def expect_resnet(got, X, labels, Ws, bs):
 @pytest.mark.parametrize("B, d, L", [(8, 3, 3), (1, 4, 2), (5, 2, 1), (6, 5, 2), (4, 3, 4), (7, 4, 1),
                                      (3, 6, 3), (9, 2, 2), (2, 3, 5)])
 def test_resnet_backward(nb, B, d, L):
+    general = resnet_case(80, 6, 3, 3)                      # beside every case: B = 1 or L = 1 alone proves little
+    expect_resnet(nb.call("resnet_backward", *general), *general)
     args = resnet_case(80 + B + 10 * d + 100 * L, B, d, L)
     expect_resnet(nb.call("resnet_backward", *args), *args)
 
@@ -119,38 +125,47 @@ def test_resnet_backward_rejects_bad_labels(nb):
 
 
 # ---------------------------------------------------------------- 7.3
-def per_sample_setup(seed, B=5, m=4, o=3):
-    """A linear layer with MSE: its input, the batch loss's G_Z, and minigrad's per-sample grads."""
-    rng = np.random.default_rng(seed)
-    layer, loss = minigrad.Linear(m, o, rng=seed), minigrad.MSELoss()
-    X, T = rng.standard_normal((B, m)), rng.standard_normal((B, o))
-    loss(layer(X), T)
-    return X, loss.backward(), minigrad.per_sample_grads(layer, loss, X, T)
+def block_per_sample(seed, B, d):
+    """A residual block's input, parameters and G_Z, and each sample's own gradient in (W, b)."""
+    A, W, b, G_Z = residual_case(seed, B, d)
+
+    def own(W_, b_, i):                    # sample i's loss has B g_i as its derivative in z_i
+        return B * anp.sum(G_Z[i] * (A[i] + anp.tanh(anp.dot(W_, A[i]) + b_)))
+    want = np.stack([np.concatenate([autograd.grad(own, 0)(W, b, i).ravel(), autograd.grad(own, 1)(W, b, i)])
+                     for i in range(B)])
+    return (A, W, b, G_Z), want
 
 
-def expect_per_sample(nb, X, G_Z, want):
-    B, m = X.shape
-    o = G_Z.shape[1]
-    no_bias = "misses the bias part (the last d_out entries of each row)"
-    expect_named("linear_per_sample_grads", nb.call("linear_per_sample_grads", X, G_Z), want, B=B,
-                 variants={no_bias: want[:, :o * m]},
-                 layout="(B, d_out d_in + d_out): per sample, W row-major then b")
-    expect_named("per_sample_grad_norms", nb.call("per_sample_grad_norms", X, G_Z), np.linalg.norm(want, axis=1),
-                 B=B, variants={"misses the bias part of the gradient": np.linalg.norm(want[:, :o * m], axis=1)})
+def expect_per_sample(nb, args, want):
+    A, W, b, G_Z = args
+    B, d = A.shape
+    no_bias = "misses the bias part (the last d entries of each row)"
+    rows = ("uses the rows of G_Z as they are: they carry the mean's 1/B, and sample i's own loss has "
+            "B times row i as its derivative in z_i")
+    no_tanh = "uses the rows of G_Z where the rows of G_S = G_Z * (1 - tanh^2(S)) belong: the gradient passes through tanh"
+    through_Z = B * np.concatenate([(G_Z[:, :, None] * A[:, None, :]).reshape(B, -1), G_Z], axis=1)
+    expect_named("residual_per_sample_grads", nb.call("residual_per_sample_grads", *args), want, B=B,
+                 variants={no_bias: want[:, :d * d], rows: want / B, no_tanh: through_Z},
+                 layout="(B, d d + d): per sample, W row-major then b")
+    norms = np.linalg.norm(want, axis=1)
+    expect_named("residual_grad_norms", nb.call("residual_grad_norms", *args), norms, B=B, variants={
+        "misses the bias part of the gradient": np.linalg.norm(want[:, :d * d], axis=1),
+        rows: norms / B, no_tanh: np.linalg.norm(through_Z, axis=1)})
 
 
 @pytest.mark.exercise("7.3", points=3)
-@pytest.mark.parametrize("B, m, o", [(5, 4, 3), (1, 3, 2), (6, 1, 4), (4, 2, 1), (3, 5, 2), (7, 3, 3),
-                                     (2, 4, 5), (8, 2, 2), (5, 3, 4)])
-def test_per_sample_grads_and_norms(nb, B, m, o):
-    expect_per_sample(nb, *per_sample_setup(76 + B, B, m, o))
+@pytest.mark.parametrize("B, d", [(5, 4), (1, 3), (6, 1), (4, 2), (3, 5), (7, 3), (2, 4), (8, 2), (5, 3)])
+def test_residual_per_sample_grads_and_norms(nb, B, d):
+    expect_per_sample(nb, *block_per_sample(75, 5, 4))      # beside every case: B = 1 alone passes a wrong 1/B
+    expect_per_sample(nb, *block_per_sample(76 + B + 10 * d, B, d))
 
 
 @pytest.mark.exercise("7.3", points=3)
-def test_per_sample_grads_reject_different_batch_sizes(nb):
-    X, G_Z, want = per_sample_setup(79)
-    expect_per_sample(nb, X, G_Z, want)                                              # a positive case first
-    raises_value_error(lambda: nb.call("per_sample_grad_norms", X, G_Z[:3]))
+def test_residual_per_sample_grads_reject_shapes_that_do_not_fit(nb):
+    args, want = block_per_sample(79, 5, 3)
+    expect_per_sample(nb, args, want)                                                # a positive case first
+    A, W, b, G_Z = args
+    raises_value_error(lambda: nb.call("residual_grad_norms", A, W, b, G_Z[:3]))
 
 
 # ---------------------------------------------------------------- 7.4
@@ -177,6 +192,8 @@ def expect_batch_hessian(got, h, want):
 @pytest.mark.exercise("7.4", points=3)
 @pytest.mark.parametrize("B, d", [(4, 3), (1, 5), (5, 2), (3, 4), (6, 3), (2, 2), (7, 4), (3, 6), (5, 5)])
 def test_batch_loss_hessian(nb, B, d):
+    h, want = ce_hessians(90, 4, 3)                         # beside every case: B = 1 alone passes without 1/B
+    expect_batch_hessian(nb.call("batch_loss_hessian", h), h, want)
     h, want = ce_hessians(90 + B + 10 * d, B, d)
     expect_batch_hessian(nb.call("batch_loss_hessian", h), h, want)
 

@@ -125,5 +125,11 @@ def test_square_transposed_per_sample():
 
 
 def test_a_number_is_a_factor_only_when_the_factor_is_named():
-    assert diagnose(3.04, 1.0).startswith("largest error")
+    assert diagnose(3.04, 1.0) == "your answer 3.04 is not the expected 1"
     assert "B = 6" in diagnose(6.0, 1.0, B=6)
+
+
+def test_a_wrong_number_is_quoted_with_the_expected_one():
+    message = diagnose(4183.11, 5906.61)
+    assert message == "your answer 4183.11 is not the expected 5906.61"
+    assert "index" not in message

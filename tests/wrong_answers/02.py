@@ -8,7 +8,7 @@ WRONG = [
     ("2.1", "the product formed", [(_F, "    return float(np.linalg.norm(A @ B) ** 2)")], "memory limit"),
     ("2.1", "the submultiplicative bound", [(_F, "    return float(np.sum(A * A) * np.sum(B * B))")], "submultiplicative"),
     ("2.1", "the norm, not its square", [(_F, "    return float(np.sqrt(np.sum((A.T @ A) * (B @ B.T))))")], "not its square"),
-    ("2.1", "an array, not a float", [(_F, "    return np.sum((A.T @ A) * (B @ B.T), keepdims=True)")], "Python float"),
+    ("2.1", "an array, not a number", [(_F, "    return np.sum((A.T @ A) * (B @ B.T), keepdims=True)")], "one number"),
     ("2.2", "the outer products formed", [("    return (U @ U.T) * (V @ V.T)                          # <u u'> <v v'>, entry by entry",
                                             "    R = (U[:, :, None] * V[:, None, :]).reshape(len(U), -1)\n    return R @ R.T")],
      "memory limit"),

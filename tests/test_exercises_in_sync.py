@@ -29,6 +29,15 @@ def test_no_exercise_without_a_solution():
     assert not orphans, f"exercise notebooks without a solution: {orphans}"
 
 
+def test_check_cells_are_folded_in_the_exercise_notebooks():
+    """A check cell computes the expected answer and names wrong ones: folded until opened."""
+    nb = make_exercises.make_exercise(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('_ = minigrad.check_exercise("1.1", lambda: (f(2), 4))'),
+        nbformat.v4.new_code_cell("x = 1")]), "01_x")
+    assert nb.cells[0].metadata["jupyter"]["source_hidden"] is True
+    assert "jupyter" not in nb.cells[1].metadata
+
+
 @pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
 def test_solution_notebook_follows_the_protocol(path):
     nb = nbformat.read(path, as_version=4)

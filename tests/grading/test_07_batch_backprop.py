@@ -96,6 +96,22 @@ def resnet_reference(X, labels, Ws, bs):
     return loss(w), autograd.grad(loss)(w)
 
 
+def resnet_backward_at_outputs(X, labels, Ws, bs):
+    """A wrong backward pass: tanh' taken at each block's output A_l instead of at its S_l."""
+    B = len(X)
+    As = [X]
+    for W, b in zip(Ws, bs):
+        As.append(As[-1] + np.tanh(As[-1] @ W.T + b))
+    P = np.exp(As[-1] - As[-1].max(axis=1, keepdims=True))
+    G = (P / P.sum(axis=1, keepdims=True) - np.eye(X.shape[1])[labels]) / B
+    grads = []
+    for l in range(len(Ws) - 1, -1, -1):
+        G_S = G * (1.0 - As[l + 1] ** 2)
+        grads = [G_S.T @ As[l], G_S.sum(axis=0)] + grads
+        G = G + G_S @ Ws[l]
+    return np.concatenate([g.ravel() for g in grads])
+
+
 def expect_resnet(got, X, labels, Ws, bs):
     loss, G_Ws, G_bs = parts(got, ("loss", "G_Ws", "G_bs"), "resnet_backward")
     want_loss, want_grad = resnet_reference(X, labels, Ws, bs)
@@ -104,7 +120,9 @@ def expect_resnet(got, X, labels, Ws, bs):
             or len(G_bs) != len(bs):
         raise WrongAnswer(f"resnet_backward must return one weight and one bias gradient per block ({len(Ws)})")
     flat = np.concatenate([np.ravel(np.asarray(p, dtype=float)) for G_W, G_b in zip(G_Ws, G_bs) for p in (G_W, G_b)])
-    expect_named("gradient", flat, want_grad, B=len(X))
+    expect_named("gradient", flat, want_grad, B=len(X), variants={
+        "takes tanh' at each block's output A_l = A_(l-1) + tanh(S_l); it belongs at the pre-activation S_l":
+        resnet_backward_at_outputs(X, labels, Ws, bs)})
 
 
 @pytest.mark.exercise("7.2", points=4)

@@ -14,6 +14,8 @@ WRONG = [
                                     "    G_S = G_Z")], "derivative of tanh"),
     ("7.1", "G_W transposed", [(_RES, "    return A.T @ G_S, G_S.sum(axis=0), G_Z + G_S @ W")], "G_W: your answer is the transpose"),
     ("7.2", "the sum over the batch", [(_G, "    G = np.exp(log_p) - np.eye(d)[labels]")], "1/B of the mean"),
+    ("7.2", "tanh' at the block's output", [("        G_S = G * (1.0 - np.tanh(As[l] @ Ws[l].T + bs[l]) ** 2)   # exercise 7.1, block l",
+                                              "        G_S = G * (1.0 - As[l + 1] ** 2)")], "it belongs at the pre-activation"),
     ("7.2", "the loss summed", [("    loss = float(-log_p[np.arange(B), labels].mean())", "    loss = float(-log_p[np.arange(B), labels].sum())")],
      "loss: your answer is"),
     ("7.3", "the bias forgotten", [(_PS, "    return B * outer.reshape(B, -1)"),

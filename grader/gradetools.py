@@ -1,6 +1,8 @@
 """Comparisons shared by the graded tests (``from gradetools import close`` in
 ``tests/grading``). Every check runs in the grading process, on plain data the notebook
 sent back; nothing here is visible to the notebook."""
+import weakref
+
 import numpy as np
 import pytest
 
@@ -8,7 +10,7 @@ from grader.kernel import NotebookError
 from minigrad.feedback import Choice, diagnose
 
 __all__ = ["EXACT_TOL", "NO_AUTODIFF", "NoAutodiff", "WrongAnswer", "close", "expect",
-           "expect_choice", "expect_choices", "raises_value_error"]
+           "expect_choice", "expect_choices", "raises_value_error", "once", "too_big_to_form"]
 
 #: exact answers agree with the reference up to rounding
 EXACT_TOL = 1e-10
@@ -92,3 +94,31 @@ class NoAutodiff:
 
     def eval(self, expr, forbid=(), **variables):
         return self._notebook.eval(expr, forbid=NO_AUTODIFF + tuple(forbid), **variables)
+
+
+_VERDICTS = weakref.WeakKeyDictionary()
+
+
+def once(nb, check):
+    """Run ``check(nb)`` once per graded notebook and repeat its verdict (its AssertionError, or
+    nothing) in every later test that asks: a general or at-scale case then decides every test of
+    an exercise at the cost of one run, so that no special case earns points on its own."""
+    verdicts = _VERDICTS.setdefault(nb, {})
+    if check not in verdicts:
+        try:
+            check(nb)
+            verdicts[check] = None
+        except AssertionError as exc:
+            verdicts[check] = exc
+    if verdicts[check] is not None:
+        raise verdicts[check]
+
+
+def too_big_to_form(call, what):
+    """``call()``, where the notebook's memory limit exceeded means it formed ``what``."""
+    try:
+        return call()
+    except NotebookError as exc:
+        if "memory limit" in str(exc):
+            raise WrongAnswer(f"{exc}: {what} is far larger than that; derive the answer without it") from None
+        raise

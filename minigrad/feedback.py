@@ -267,11 +267,18 @@ class Choice:
     tol: float = 1e-8
 
     def verdict(self, tol=None):
-        if self.got is None or self.got is Ellipsis:
+        if self.got is Ellipsis:
             raise NotImplementedError("no answer given yet")
+        if self.got is None:
+            return f"your answer is None (is a `return` missing?): {self.explain}"
         if _same_choice(self.got, self.want, self.tol):
             return None
-        return f"your answer {self.got!r} is not right: {self.explain}"
+        return f"your answer {_plain(self.got)!r} is not right: {self.explain}"
+
+
+def _plain(got):
+    """A numpy scalar as the Python number it holds (np.float64(0.2) reads 0.2)."""
+    return got.item() if isinstance(got, np.generic) else got
 
 
 def judge(answer, tol=EXERCISE_TOL):
@@ -302,7 +309,7 @@ def check_exercise(exercise, compute, tol=EXERCISE_TOL):
             print(f"{head} {'passed' if result else 'not right yet'}")
             return bool(result)
         items = result if isinstance(result, list) else [result]
-        for k, item in enumerate(items):
+        for k, item in enumerate(items, 1):             # numbered from 1, as the questions are
             message = judge(item, tol)
             if message:
                 label = getattr(item, "name", None) or (f"answer {k}" if len(items) > 1 else "")

@@ -3,12 +3,10 @@
 Every reference is computed here with numpy; the notebook only receives inputs
 and sends back plain data.
 """
-import weakref
-
 import numpy as np
 import pytest
 
-from gradetools import NoAutodiff, WrongAnswer, expect, raises_value_error
+from gradetools import NoAutodiff, WrongAnswer, expect, once, raises_value_error
 
 NOTEBOOK = "02_linear_algebra"
 
@@ -85,23 +83,6 @@ def gram_variants(U, V):
 def expect_outer_gram(nb, U, V):
     outer = np.einsum("bi,bj->bij", U, V).reshape(len(U), -1)
     expect(nb.call("outer_gram", U, V), outer @ outer.T, variants=gram_variants(U, V), layout="(B, B)")
-
-
-_GENERAL_VERDICTS = weakref.WeakKeyDictionary()
-
-
-def once(nb, check):
-    """Run ``check(nb)`` once per notebook and repeat its verdict (its WrongAnswer, or nothing) in
-    every later test: the general case still decides every test, at the cost of one run."""
-    verdicts = _GENERAL_VERDICTS.setdefault(nb, {})
-    if check not in verdicts:
-        try:
-            check(nb)
-            verdicts[check] = None
-        except AssertionError as exc:
-            verdicts[check] = exc
-    if verdicts[check] is not None:
-        raise verdicts[check]
 
 
 def general_gram(nb):

@@ -7,7 +7,7 @@ answer, so that a stub that only raises ValueError earns nothing.
 import numpy as np
 import pytest
 
-from gradetools import WrongAnswer, expect, expect_choices, raises_value_error
+from gradetools import WrongAnswer, expect, expect_choices, once, raises_value_error, too_big_to_form
 
 NOTEBOOK = "09_curvature_at_scale"
 
@@ -71,27 +71,28 @@ def ggn_diagonal_variants(J, h):
     return {"misses h_b: it is the diagonal of J^T J": np.einsum("bik,bik->k", J, J) / len(J)}
 
 
+def ggn_at_scale(nb):
+    """n = 50,000: G would take 20 GB; beside every case of 9.2, so that forming G earns nothing."""
+    J, h = ggn_case(94, 4, 3, 50_000)
+    want = np.einsum("bik,bij,bjk->k", J, h, J) / 4
+    got = too_big_to_form(lambda: nb.call("ggn_diagonal", J, h), "the n x n matrix G (20 GB at n = 50,000)")
+    expect(got, want, variants=ggn_diagonal_variants(J, h), B=4)
+
+
 @pytest.mark.exercise("9.2", points=3)
 @pytest.mark.parametrize("B, o, n", [(6, 3, 5), (1, 2, 4), (4, 1, 6), (5, 4, 3), (3, 2, 7), (7, 3, 4),
-                                     (2, 5, 3), (8, 2, 6)])
+                                     (2, 5, 3), (8, 2, 6), (3, 3, 3)])
 def test_ggn_diagonal(nb, B, o, n):
+    once(nb, ggn_at_scale)
     J, h = ggn_case(93 + B + 10 * o + 100 * n, B, o, n)
     want = np.diag(np.einsum("bki,bkl,blj->ij", J, h, J) / B)
     expect(nb.call("ggn_diagonal", J, h), want, variants=ggn_diagonal_variants(J, h), B=B, layout="(n,)")
 
 
 @pytest.mark.exercise("9.2", points=3)
-def test_ggn_diagonal_without_the_matrix(nb):
-    # n = 50,000: G would take 20 GB; the call has 20 s
-    J, h = ggn_case(94, 4, 3, 50_000)
-    want = np.einsum("bik,bij,bjk->k", J, h, J) / 4
-    expect(nb.call("ggn_diagonal", J, h), want, variants=ggn_diagonal_variants(J, h), B=4)
-
-
-@pytest.mark.exercise("9.2", points=3)
 def test_ggn_diagonal_rejects_shapes_that_do_not_fit(nb):
+    once(nb, ggn_at_scale)                                                    # a positive case first
     J, h = ggn_case(95, 3, 2, 4)
-    expect(nb.call("ggn_diagonal", J, h), np.einsum("bik,bij,bjk->k", J, h, J) / 3)   # a positive case first
     raises_value_error(lambda: nb.call("ggn_diagonal", J, h[:2]))
 
 
@@ -109,41 +110,56 @@ def dense_kfac_error(a, M):
     return np.linalg.norm(E - np.kron(M.mean(axis=0), abar.T @ abar / B))
 
 
-def expect_error(got, want):
+def error_terms(a, M, bias=True):
+    """(|E|_F^2, <E, S kron A>_F, |S kron A|_F^2) by the Kronecker inner-product identity."""
+    B = a.shape[0]
+    abar = np.hstack([a, np.ones((B, 1))]) if bias else a
+    S, A = M.mean(axis=0), abar.T @ abar / B
+    Mf = M.reshape(B, -1)
+    return (np.sum((Mf @ Mf.T) * (abar @ abar.T) ** 2) / B ** 2,
+            np.mean((Mf @ S.ravel()) * np.einsum("bi,ij,bj->b", abar, A, abar)),
+            np.sum(S * S) * np.sum(A * A))
+
+
+def error_variants(a, M, want):
+    e, c, k = error_terms(a, M)
+    e0, c0, k0 = error_terms(a, M, bias=False)
+    return {"is the squared norm: take the square root": want ** 2,
+            "leaves out the bias: abar_b = (a_b, 1) carries a 1 for it": np.sqrt(max(e0 - 2 * c0 + k0, 0.0)),
+            "takes the cross term once: |E - K|^2 = |E|^2 - 2 <E, K> + |K|^2": np.sqrt(max(e - c + k, 0.0))}
+
+
+def expect_error(got, a, M, want):
     if isinstance(got, (list, tuple)) or np.ndim(got) != 0:
         raise WrongAnswer(f"kfac_error must return one number (a Frobenius norm), got {got!r:.80}")
-    expect(float(got), want, tol=ERROR_RTOL, variants={"is the squared norm: take the square root": want ** 2})
+    expect(float(got), want, tol=ERROR_RTOL, variants=error_variants(a, M, want))
 
 
-@pytest.mark.exercise("9.3", points=4)
-@pytest.mark.parametrize("B, m, o", [(5, 3, 2), (12, 4, 3), (3, 6, 1), (7, 2, 4), (9, 5, 2), (4, 4, 4),
-                                     (6, 1, 3), (10, 3, 3)])
-def test_kfac_error_matches_dense(nb, B, m, o):
-    a, M = layer_data(97 + B + m + o, B, m, o)
-    expect_error(nb.call("kfac_error", a, M), dense_kfac_error(a, M))
-
-
-@pytest.mark.exercise("9.3", points=4)
-def test_kfac_error_without_forming_the_matrix(nb):
-    # p = 50 * 301 = 15,050: one dense p x p matrix is 1.8 GB; the call has 20 s
+def error_at_scale(nb):
+    """p = 50 * 301 = 15,050: one dense p x p matrix is 1.8 GB; beside every case of 9.3."""
     rng = np.random.default_rng(100)
     B, m, o = 64, 300, 50
     a = rng.standard_normal((B, m)) / np.sqrt(m)
     R = rng.standard_normal((B, o, 4))
     M = R @ R.transpose(0, 2, 1)
-    abar = np.hstack([a, np.ones((B, 1))])
-    S, A = M.mean(axis=0), abar.T @ abar / B
-    Mf = M.reshape(B, -1)
-    sq = (np.sum((Mf @ Mf.T) * (abar @ abar.T) ** 2) / B ** 2
-          - 2 * np.mean((Mf @ S.ravel()) * np.einsum("bi,ij,bj->b", abar, A, abar))
-          + np.sum(S * S) * np.sum(A * A))
-    expect_error(nb.call("kfac_error", a, M), np.sqrt(sq))
+    e, c, k = error_terms(a, M)
+    got = too_big_to_form(lambda: nb.call("kfac_error", a, M), "a p x p matrix (1.8 GB at p = 15,050)")
+    expect_error(got, a, M, np.sqrt(e - 2 * c + k))
+
+
+@pytest.mark.exercise("9.3", points=4)
+@pytest.mark.parametrize("B, m, o", [(5, 3, 2), (12, 4, 3), (3, 6, 1), (7, 2, 4), (9, 5, 2), (4, 4, 4),
+                                     (6, 1, 3), (10, 3, 3), (8, 2, 2)])
+def test_kfac_error_matches_dense(nb, B, m, o):
+    once(nb, error_at_scale)
+    a, M = layer_data(97 + B + m + o, B, m, o)
+    expect_error(nb.call("kfac_error", a, M), a, M, dense_kfac_error(a, M))
 
 
 @pytest.mark.exercise("9.3", points=4)
 def test_kfac_error_rejects_bad_shapes(nb):
+    once(nb, error_at_scale)                                                  # a positive case first
     a, M = layer_data(101, 4, 3, 2)
-    expect_error(nb.call("kfac_error", a, M), dense_kfac_error(a, M))              # a positive case first
     raises_value_error(lambda: nb.call("kfac_error", a, M[:2]))
 
 
@@ -162,14 +178,26 @@ def solve_variants(S, A, V, lam):
     return {"damps each factor, (sigma_i + lam)(alpha_j + lam): that solves (S + lam I) kron (A + lam I), "
             "not S kron A + lam I": factored,
             "solves with the factors swapped (A kron S): vec(U) is row-major, so S acts on rows, A on columns":
-            np.linalg.solve(np.kron(A, S) + lam * np.eye(o * k), V.T.ravel()).reshape(k, o).T,
+            np.linalg.solve(np.kron(A, S) + lam * np.eye(o * k), V.ravel()).reshape(o, k),
             "ignores the damping": np.linalg.lstsq(np.kron(S, A), V.ravel(), rcond=None)[0].reshape(o, k)}
+
+
+def solve_at_scale(nb):
+    """p = 200 * 300 = 60,000: the dense matrix would take 29 GB; the residual is checked here.
+    Beside every case of 9.4, so that a dense solve earns nothing."""
+    S, A, V = factors(103, 200, 300)
+    U = too_big_to_form(lambda: nb.call("kfac_solve", S, A, V, 0.5),
+                        "the (o k) x (o k) matrix S kron A + lam I (29 GB at o = 200, k = 300)")
+    if U is None or np.shape(U) != V.shape:
+        raise WrongAnswer(f"kfac_solve must return an array shaped like V {V.shape}, got {np.shape(U)}")
+    expect(S @ np.asarray(U, dtype=float) @ A.T + 0.5 * np.asarray(U, dtype=float), V, tol=1e-8)
 
 
 @pytest.mark.exercise("9.4", points=4)
 @pytest.mark.parametrize("o, k, lam", [(3, 4, 0.1), (5, 2, 1e-3), (1, 6, 2.0), (4, 4, 0.5), (2, 7, 0.05),
-                                       (6, 3, 1.0), (3, 3, 0.2), (5, 5, 0.01)])
+                                       (6, 3, 1.0), (3, 3, 0.2), (5, 5, 0.01), (2, 3, 0.3)])
 def test_kfac_solve_matches_dense_solve(nb, o, k, lam):
+    once(nb, solve_at_scale)
     S, A, V = factors(102 + o + 10 * k, o, k)
     want = np.linalg.solve(np.kron(S, A) + lam * np.eye(o * k), V.ravel()).reshape(o, k)
     expect(nb.call("kfac_solve", S, A, V, lam), want, tol=1e-8, variants=solve_variants(S, A, V, lam),
@@ -177,21 +205,9 @@ def test_kfac_solve_matches_dense_solve(nb, o, k, lam):
 
 
 @pytest.mark.exercise("9.4", points=4)
-def test_kfac_solve_at_scale(nb):
-    # p = 200 * 300 = 60,000: the dense matrix would be 29 GB; check the residual here
-    S, A, V = factors(103, 200, 300)
-    U = nb.call("kfac_solve", S, A, V, 0.5)
-    if U is None or np.shape(U) != V.shape:
-        raise WrongAnswer(f"kfac_solve must return an array shaped like V {V.shape}, got {np.shape(U)}")
-    U = np.asarray(U, dtype=float)
-    expect(S @ U @ A.T + 0.5 * U, V, tol=1e-8)
-
-
-@pytest.mark.exercise("9.4", points=4)
 def test_kfac_solve_rejects_bad_input(nb):
+    once(nb, solve_at_scale)                                                  # a positive case first
     S, A, V = factors(104, 3, 4)
-    want = np.linalg.solve(np.kron(S, A) + 0.1 * np.eye(12), V.ravel()).reshape(3, 4)
-    expect(nb.call("kfac_solve", S, A, V, 0.1), want, tol=1e-8)                    # a positive case first
     raises_value_error(lambda: nb.call("kfac_solve", S, A, V, 0.0))
 
 

@@ -98,13 +98,14 @@ def test_choice():
     assert Choice([1, 2], [1, 2], "").verdict() is None
     assert Choice([], [1, 2], "need two").verdict()
     assert Choice(True, 1, "").verdict() is not None
-    with pytest.raises(NotImplementedError):
-        Choice(None, 1, "").verdict()
+    with pytest.raises(NotImplementedError):               # `...`: the answer is still to be given
+        Choice(..., 1, "").verdict()
+    assert "None" in Choice(None, 1, "").verdict()
 
 
 def test_check_exercise_prints_the_verdict(capsys):
     assert not check_exercise("5.2", lambda: Answer(6 * W, W, B=6))
-    assert not check_exercise("6.1", lambda: Choice(None, "a", "b"))
+    assert not check_exercise("6.1", lambda: Choice(..., "a", "b"))
     assert check_exercise("6.1", lambda: [Answer(W, W), Choice("a", "a", "b")])
     assert not check_exercise("6.2", lambda: 1 / 0)
     out = capsys.readouterr().out.splitlines()
@@ -133,3 +134,10 @@ def test_a_wrong_number_is_quoted_with_the_expected_one():
     message = diagnose(4183.11, 5906.61)
     assert message == "your answer 4183.11 is not the expected 5906.61"
     assert "index" not in message
+
+
+def test_answers_are_numbered_from_one_and_none_is_named(capsys):
+    check_exercise("8.5", lambda: [Choice("shrink", "shrink", "why"), Choice(None, 2, "two evaluations")])
+    assert capsys.readouterr().out.strip() == ("Exercise 8.5: not right yet: answer 2: your answer is None "
+                                               "(is a `return` missing?): two evaluations")
+    assert Choice(np.float64(0.25), 0.5, "half").verdict() == "your answer 0.25 is not right: half"

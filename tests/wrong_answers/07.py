@@ -25,7 +25,7 @@ WRONG = [
                                              (_NORM, "    return np.linalg.norm(G_S, axis=1) * np.sqrt(np.sum(A ** 2, axis=1) + 1.0)")],
      "they carry the mean's 1/B"),
     ("7.3", "tanh skipped", [(_GS + "         # the rows never mix: row i is sample i's", "    G_S = G_Z"),
-                             (_GS, "    G_S = G_Z")],
+                             (_GS + "\n" + _NORM, "    G_S = G_Z\n" + _NORM)],
      "the gradient passes through tanh"),
     ("7.4", "without the 1/B", [(_H, "    H[np.arange(B), :, np.arange(B), :] = h")], "without the mean's 1/B"),
     ("7.4", "a dense Kronecker product", [(_H, "    H[:] = h.mean(axis=0)[None, :, None, :] / B")], "largest error"),

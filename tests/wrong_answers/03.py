@@ -12,6 +12,9 @@ WRONG = [
                                    "    D_U = np.eye(o)[:, :, None] * x[None, None, :]")], "D_U: your answer"),
     ("3.2", "the naive softplus", [("        return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))",
                                      "        return np.log(1.0 + np.exp(x))")], "Softplus.f"),
+    ("3.2", "a sigmoid that overflows", [("        e = np.exp(-np.abs(x))                      # in (0, 1]: never overflows\n"
+                                          "        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))",
+                                          "        return 1.0 / (1.0 + np.exp(-x))")], "numpy warns"),
     ("3.2", "f instead of f'", [(_DF, "        return self.f(x)")], "is f itself"),
     ("3.3", "the chain rule's u' forgotten", [("        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2) * du",
                                                "        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2)")], "GELU.df"),

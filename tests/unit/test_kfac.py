@@ -86,6 +86,17 @@ def test_large_damping_gives_a_gradient_step():
     assert relative(d, -g / lam) > 1e-8                    # not exactly the gradient step
 
 
+def test_pi_heuristic_and_its_fallback():
+    # pi = sqrt((tr A / dim A) / (tr S / dim S)); 1 when a factor has zero trace (a dead layer)
+    model, loss, _, _ = problem()
+    opt = optim.KFAC(model, loss, damping=0.04)                   # gamma = 0.2
+    A, S = np.diag([4.0, 2.0, 0.0]), np.diag([0.5, 0.5])          # tr/dim: 2 and 0.5, pi = 2
+    S_d, A_d = opt.damped_factors(A, S)
+    assert np.allclose(S_d, S + 0.1 * np.eye(2)) and np.allclose(A_d, A + 0.4 * np.eye(3))
+    S_d, A_d = opt.damped_factors(A, np.zeros((2, 2)))
+    assert np.allclose(S_d, 0.2 * np.eye(2)) and np.allclose(A_d, A + 0.2 * np.eye(3))
+
+
 def test_single_linear_layer_under_mse_is_solved_in_one_step():
     # one Linear layer with the squared error: G = I (x) A exactly, so K-FAC is Newton's
     # step; the factored damping perturbs it by terms of size sqrt(lambda), not lambda

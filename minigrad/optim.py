@@ -382,3 +382,121 @@ def run(optimizer, X, T, budget, record=None, points=50, progress=None, desc=Non
     out = {key: np.array(value) for key, value in out.items()}
     out["info"] = infos
     return out
+
+
+# ---------------------------------------------------------------- K-FAC
+class KFAC(_Damped):
+    """K-FAC (Martens and Grosse 2015): a Gauss-Newton step whose curvature is
+    block-diagonal over the Linear layers, each block a Kronecker product inverted
+    through its two small factors.
+
+    Layer l (W (o, m) row-major, then b (o,): the slice start:stop of w) has the factors
+    of ``minigrad.operators.kfac_factors`` on the curvature batch: A (m+1, m+1) of the
+    inputs abar = [a; 1] and S (o, o) of the output side, with G_l ~ S (x) A in minigrad's
+    order (``operators.kron_block``). Factored Tikhonov damping (their section 6.3)
+    replaces G_l + lambda I by
+
+        (S + gamma / pi I) (x) (A + pi gamma I),   gamma = sqrt(lambda),
+        pi = sqrt( (tr A / (m+1)) / (tr S / o) )   (1 when a trace is 0),
+
+    which contains lambda I and two cross terms, and whose inverse is the Kronecker
+    product of the two inverses. With the layer's gradient as a matrix
+    Gr = [grad W, grad b] (o, m+1), the step is two small solves per layer:
+
+        D_l = -lr (S + gamma / pi I)^(-1) Gr (A + pi gamma I)^(-1)   (o, m+1),
+
+    d (n,) the D_l flattened back (W row-major, the last column to b). Factors are
+    exponential averages over steps, A_k = e A_(k-1) + (1 - e) A_new with
+    e = min(1 - 1/k, ``factor_decay``) at the k-th step (0: fresh factors every step).
+
+    The rest is the ``_Damped`` loop shared with ``HessianFree``: rho compares the
+    decrease with the undamped Gauss-Newton model g^T d + d^T G d / 2 (G on the curvature
+    batch, one product ``ggn_vp``, as Martens and Grosse use the exact curvature for rho);
+    lambda follows ``lm_update`` when ``adapt``, else stays fixed; a step that does not
+    lower the loss is rejected (or shortened, with ``line_search``).
+
+    Work per step, in passes over the batch given (``COST``): the loss at w (0.5, reused
+    when the batch and w are those of the last step) and at w + d (0.5), the gradient (1),
+    and on the curvature batch (a share b / B of it) the factors, counted as one gradient
+    per output of the network (o backward passes give S exactly; Martens and Grosse sample
+    one target instead, with noise), and the product G d (2). Every parametrised module
+    must be a Linear layer.
+    """
+
+    def __init__(self, model, loss, lr=1.0, damping=1e-2, adapt=True, line_search=False,
+                 curvature_batch=None, factor_decay=0.0, seed=0):
+        if not damping > 0:
+            raise ValueError(f"KFAC: damping must be > 0 (the factor S of a softmax output is "
+                             f"singular), got {damping}")
+        if not lr > 0:
+            raise ValueError(f"KFAC: lr must be > 0, got {lr}")
+        if not 0 <= factor_decay < 1:
+            raise ValueError(f"KFAC: factor_decay must be in [0, 1), got {factor_decay}")
+        if curvature_batch is not None and (int(curvature_batch) != curvature_batch
+                                            or curvature_batch < 1):
+            raise ValueError(f"KFAC: curvature_batch must be a positive integer or None, "
+                             f"got {curvature_batch}")
+        super().__init__(model, loss, damping, adapt, line_search)
+        self.lr, self.curvature_batch, self.factor_decay = float(lr), curvature_batch, \
+            float(factor_decay)
+        self.rng, self.factors, self.updates = np.random.default_rng(seed), None, 0
+        self._check_layers()
+
+    def _check_layers(self):
+        from .layers import Linear                # the same test kfac_factors makes, at once
+        from .losses import Loss
+        from .module import Module
+        if not isinstance(self.model, Module):
+            raise ValueError(f"KFAC: model must be a minigrad Module, got "
+                             f"{type(self.model).__name__}")
+        if not isinstance(self.loss, Loss):
+            raise ValueError(f"KFAC: loss must be a minigrad Loss, got {type(self.loss).__name__}")
+        leaves = getattr(self.model, "modules", [self.model])
+        for k, mod in enumerate(leaves):
+            if mod.num_params and not isinstance(mod, Linear):
+                raise ValueError(f"KFAC: module {k} ({type(mod).__name__}) has parameters but "
+                                 f"is not a Linear layer; K-FAC's factors need Linear layers")
+
+    def _update_factors(self, Xc, Tc, share):
+        """Average in the factors of the curvature batch; returns [(start, stop, A, S)]."""
+        from .operators import kfac_factors       # here: operators imports the package
+        o = self.model(Xc[:1]).shape[-1]          # the network's outputs: o backward passes
+        new = kfac_factors(self.model, self.loss, Xc, Tc)
+        self.passes += COST["grad"] * o * share
+        self.updates += 1
+        e = min(1.0 - 1.0 / self.updates, self.factor_decay)
+        if self.factors is None:
+            self.factors = [(start, stop, A, S) for start, stop, A, S, _, _ in new]
+        else:
+            self.factors = [(start, stop, e * A0 + (1 - e) * A, e * S0 + (1 - e) * S)
+                            for (start, stop, A0, S0), (_, _, A, S, _, _) in
+                            zip(self.factors, new)]
+        return self.factors
+
+    def damped_factors(self, A, S):
+        """The factored Tikhonov damping of one layer: (S + gamma/pi I, A + pi gamma I)
+        with gamma = sqrt(lambda) and pi = sqrt((tr A / dim A) / (tr S / dim S))."""
+        gamma = np.sqrt(self.damping)
+        tA, tS = np.trace(A) / A.shape[0], np.trace(S) / S.shape[0]
+        pi = np.sqrt(tA / tS) if tA > 0 and tS > 0 else 1.0
+        return S + gamma / pi * np.eye(S.shape[0]), A + pi * gamma * np.eye(A.shape[0])
+
+    def _direction(self, X, T, g):
+        B = len(X)
+        b = B if self.curvature_batch is None else min(int(self.curvature_batch), B)
+        rows = self.rng.choice(B, b, replace=False) if b < B else slice(None)
+        Xc, Tc, share = X[rows], T[rows], b / B
+        d = np.zeros_like(g)
+        for start, stop, A, S in self._update_factors(Xc, Tc, share):
+            o, m1 = S.shape[0], A.shape[0]
+            Gr = np.hstack([g[start:start + o * (m1 - 1)].reshape(o, m1 - 1),
+                            g[start + o * (m1 - 1):stop, None]])           # [grad W, grad b]
+            S_d, A_d = self.damped_factors(A, S)
+            D = -self.lr * np.linalg.solve(A_d, np.linalg.solve(S_d, Gr).T).T  # A_d symmetric
+            d[start:stop] = np.concatenate([D[:, :-1].ravel(), D[:, -1]])
+        self.passes += COST["ggn_vp"] * share
+        Gd = ggn_vp(self.model, self.loss, Xc, Tc, d)
+        return d, float(d @ Gd), {"factor_updates": self.updates}
+
+
+__all__ += ["KFAC"]                               # kept with its block at the end of the module

@@ -36,8 +36,9 @@ def softplus(Z):
 
 
 # per-sample losses l(z_b, t_b) -> (B,), written with autograd.numpy
-def bce(Z, T):
-    return anp.sum(softplus(Z) - T * Z, axis=1)
+def bce(Z, T, w=1.0):
+    """-sum_k [w t log sigma(z) + (1 - t) log(1 - sigma(z))] = sum_k (w t + 1 - t) softplus(z) - w t z."""
+    return anp.sum((w * T + 1.0 - T) * softplus(Z) - w * T * Z, axis=1)
 
 
 def poisson(Z, T):
@@ -114,40 +115,56 @@ def test_log_softmax_jacobians_reject_a_vector(nb):
 
 # ---------------------------------------------------------------- 6.2
 BCE_METHODS = ("value_per_sample", "grad_per_sample", "hess_per_sample")
+W_POS = 3.0                                              # a weight on the positives, as pos_weight
 
 
-def expect_bce(nb, Z, T, want=None):
-    """Every method of the learner's BCEWithLogits on (Z, T): one wrong method fails the case."""
-    got = nb.eval("[BCEWithLogits().value_per_sample(Z, T), BCEWithLogits().grad_per_sample(Z, T), "
-                  "BCEWithLogits().hess_per_sample(Z, T)]", Z=Z, T=T)
-    want = derivatives(bce, Z, T) if want is None else want
+def expect_bce(nb, Z, T, w=W_POS, want=None):
+    """Every method of the learner's WeightedBCEWithLogits(w) on (Z, T): one wrong method fails the case."""
+    got = nb.eval("(lambda f: [f.value_per_sample(Z, T), f.grad_per_sample(Z, T), f.hess_per_sample(Z, T)])"
+                  "(WeightedBCEWithLogits(w))", Z=Z, T=T, w=w)
+    want = derivatives(lambda V, T_: bce(V, T_, w), Z, T) if want is None else want
     sig = 1 / (1 + np.exp(-np.clip(Z, -700, 700)))
-    variants = [{}, {"has the sign of the gradient reversed: t - sigma(z) is minus the gradient": T - sig},
+    c = w * T + 1.0 - T
+    unweighted = derivatives(bce, Z, T) if w != 1.0 else None
+    variants = [{}, {"has the sign of the gradient reversed": -(c * sig - w * T),
+                     "is w (sigma(z) - t): the weight multiplies the positives' term only": w * (sig - T)},
                 {"is sigma(z) on the diagonal: the derivative of sigma is sigma (1 - sigma)":
-                     sig[:, :, None] * np.eye(Z.shape[1])}]
-    for name, g, w, v in zip(BCE_METHODS, got, want, variants):
+                     (c * sig)[:, :, None] * np.eye(Z.shape[1])}]
+    if unweighted is not None:
+        for k, message in enumerate(["is the unweighted loss: w multiplies the t log p term",
+                                     "is the unweighted gradient sigma(z) - t: w multiplies the t log p term",
+                                     "is the unweighted Hessian: the weight changes it too"]):
+            variants[k][message] = unweighted[k]
+    for name, g, wt, v in zip(BCE_METHODS, got, want, variants):
         try:
-            expect(g, w, variants=v)
+            expect(g, wt, variants=v)
         except AssertionError as exc:
             raise type(exc)(f"{name}: {exc}") from None
 
 
 @pytest.mark.exercise("6.2", points=4)
-@pytest.mark.parametrize("seed, B, o", [(64, 6, 3), (65, 1, 4), (66, 4, 1), (67, 5, 5), (68, 3, 2),
-                                        (69, 2, 6), (70, 7, 3)])
-def test_bce_every_method(nb, seed, B, o):
+@pytest.mark.parametrize("seed, B, o, w", [(64, 6, 3, 3.0), (65, 1, 4, 0.5), (66, 4, 1, 2.0), (67, 5, 5, 10.0),
+                                           (68, 3, 2, 1.0), (69, 2, 6, 4.0), (70, 7, 3, 0.2)])
+def test_bce_every_method(nb, seed, B, o, w):
+    expect_bce(nb, *bce_case(63, 5, 3))                  # beside every case: w = 1 or o = 1 alone proves little
     rng = np.random.default_rng(seed)
     Z = 3.0 * rng.standard_normal((B, o))
     Z[0, 0], Z[-1, -1] = 1e4, -1e4                      # logits far out: the loss must stay exact
-    expect_bce(nb, Z, rng.uniform(size=(B, o)))
+    expect_bce(nb, Z, rng.uniform(size=(B, o)), w)
+
+
+def bce_case(seed, B, o):
+    rng = np.random.default_rng(seed)
+    return 3.0 * rng.standard_normal((B, o)), (rng.uniform(size=(B, o)) < 0.4).astype(float)
 
 
 @pytest.mark.exercise("6.2", points=4)
 def test_bce_is_stable_for_large_logits(nb):
     Z = np.array([[-1e4, 1e4, -1e4, 1e4, 0.0]])
     T = np.array([[0.0, 1.0, 1.0, 0.0, 0.5]])
-    expect_bce(nb, Z, T, want=([2e4 + np.log(2.0)], [[0.0, 0.0, -1.0, 1.0, 0.0]],
-                               np.diag([0.0, 0.0, 0.0, 0.0, 0.25])[None]))
+    w = W_POS                                           # c = w t + 1 - t: 1, 3, 3, 1, 2
+    expect_bce(nb, Z, T, w, want=([(w + 1) * 1e4 + 2 * np.log(2.0) ], [[0.0, 0.0, -w, 1.0, 2 * 0.5 - 0.5 * w]],
+                                  np.diag([0.0, 0.0, 0.0, 0.0, 2 * 0.25])[None]))
 
 
 @pytest.mark.exercise("6.2", points=4)
@@ -156,8 +173,8 @@ def test_bce_hessian_through_minigrad(nb):
     X, T = rng.standard_normal((6, 3)), (rng.uniform(size=(6, 3)) < 0.5).astype(float)
     expect_bce(nb, 3.0 * rng.standard_normal((6, 3)), T)
     w, logits = model_reference(X)
-    got = nb.eval(f"minigrad.hessian({MODEL}, BCEWithLogits(), X, T)", X=X, T=T)
-    expect(got, autograd.hessian(lambda v: anp.mean(bce(logits(v), T)))(w))
+    got = nb.eval(f"minigrad.hessian({MODEL}, WeightedBCEWithLogits(w), X, T)", X=X, T=T, w=W_POS)
+    expect(got, autograd.hessian(lambda v: anp.mean(bce(logits(v), T, W_POS)))(w))
 
 
 @pytest.mark.exercise("6.2", points=4)
@@ -165,7 +182,7 @@ def test_bce_rejects_targets_outside_0_1(nb):
     rng = np.random.default_rng(72)
     Z, T = rng.standard_normal((4, 3)), rng.uniform(size=(4, 3))
     expect_bce(nb, Z, T)                                                           # a positive case first
-    raises_value_error(lambda: nb.eval("BCEWithLogits()(Z, T)", Z=Z, T=T + 1.5))
+    raises_value_error(lambda: nb.eval("WeightedBCEWithLogits(2.0)(Z, T)", Z=Z, T=T + 1.5))
 
 
 # ---------------------------------------------------------------- 6.3

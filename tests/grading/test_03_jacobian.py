@@ -119,7 +119,8 @@ def gelu_variants(x):
     du = GELU_C * (1.0 + 3.0 * GELU_A * x ** 2)
     return {"misses u' = c (1 + 3 a x^2), the derivative of the inner function (chain rule)":
             0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2),
-            "misses the term (1 + tanh u) / 2 of the product rule": 0.5 * x * (1.0 - t ** 2) * du}
+            "misses the term (1 + tanh u) / 2 of the product rule": 0.5 * x * (1.0 - t ** 2) * du,
+            "misses the term x (1 - tanh^2 u) u' / 2 of the product rule": 0.5 * (1.0 + t)}
 
 
 def expect_elementwise(nb, cls, f, x):

@@ -285,13 +285,21 @@ def cross_layer_case(seed, m, h, o, activation="tanh", loss="cross-entropy"):
     return (W2, x, a, fp, g, H), gn, K - gn
 
 
+def no_activation_derivative(W2, x, a, fp, g, H):
+    """The Gauss-Newton term with f'(z_k) left out (a learner's slip)."""
+    o, h = W2.shape
+    return np.einsum("pr,rk,l,q->pqkl", H, W2, x, a).reshape(o * h, h * x.size)
+
+
 SWAP_54 = "is the other term: the Gauss-Newton term holds H, the residual term holds g"
 
 
-def expect_terms(got, gn, res):
+def expect_terms(got, args, gn, res):
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         raise WrongAnswer(f"cross_layer_terms must return a pair (gauss_newton, residual), got {type(got).__name__}")
-    expect(got[0], gn, variants={SWAP_54: res, "is the whole block K, not its Gauss-Newton term": gn + res})
+    expect(got[0], gn, variants={SWAP_54: res, "is the whole block K, not its Gauss-Newton term": gn + res,
+                                 "misses f'(z_k): the output's dependence on W1 goes through the activation":
+                                 no_activation_derivative(*args)})
     expect(got[1], res, variants={SWAP_54: gn, "is the whole block K, not its residual term": gn + res,
                                   "is zero, but the residual term is not: g is not zero away from a "
                                   "perfect fit": np.zeros_like(res)},
@@ -309,7 +317,7 @@ def expect_terms(got, gn, res):
                                                       (4, 2, 2, "tanh", "squared error")])
 def test_cross_layer_terms(nb, m, h, o, activation, loss):
     args, gn, res = cross_layer_case(58 + m, m, h, o, activation, loss)
-    expect_terms(nb.call("cross_layer_terms", *args), gn, res)
+    expect_terms(nb.call("cross_layer_terms", *args), args, gn, res)
 
 
 @pytest.mark.exercise("5.4", points=3)
@@ -317,15 +325,16 @@ def test_cross_layer_terms_edge_cases_with_a_general_case(nb):
     # one hidden unit and one output, and H = 0, each beside a general case
     for seed, (m, h, o) in enumerate([(3, 1, 1), (2, 4, 3)]):
         args, gn, res = cross_layer_case(70 + seed, m, h, o)
-        expect_terms(nb.call("cross_layer_terms", *args), gn, res)
+        expect_terms(nb.call("cross_layer_terms", *args), args, gn, res)
     (W2, x, a, fp, g, H), _, res = cross_layer_case(72, 3, 4, 2)
-    expect_terms(nb.call("cross_layer_terms", W2, x, a, fp, g, np.zeros_like(H)), np.zeros_like(res), res)
+    args = (W2, x, a, fp, g, np.zeros_like(H))
+    expect_terms(nb.call("cross_layer_terms", *args), args, np.zeros_like(res), res)
 
 
 @pytest.mark.exercise("5.4", points=3)
 def test_cross_layer_terms_rejects_shapes_that_do_not_fit(nb):
     args, gn, res = cross_layer_case(73, 3, 4, 2)
-    expect_terms(nb.call("cross_layer_terms", *args), gn, res)                 # a positive case first
+    expect_terms(nb.call("cross_layer_terms", *args), args, gn, res)                 # a positive case first
     W2, x, a, fp, g, H = args
     raises_value_error(lambda: nb.call("cross_layer_terms", W2, x, a[:3], fp, g, H))
 

@@ -5,6 +5,8 @@ _DV = "    D_V = U[:, :, None] * x[None, None, :]                # U_ik x_l"
 _DF = "        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))"
 
 WRONG = [
+    ("3.3", "one product-rule term dropped", [("        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2) * du",
+                                               "        return 0.5 * (1.0 + t)")], "x (1 - tanh^2 u) u' / 2"),
     ("3.1", "D_V without U", [(_DV, "    D_V = np.eye(V.shape[0])[:, :, None] * x[None, None, :] if V.shape[0] == o else U[:, :, None] * 0 * x")],
      "D_V: your answer"),
     ("3.1", "D_V with its axes in the other order", [(_DV, "    D_V = U[:, None, :] * x[None, :, None]")], "D_V: your answer"),

@@ -7,6 +7,8 @@ _WB_52 = 'G[:mo, mo:] = np.einsum("bi,bkl->ikl", X, h).reshape(mo, o) / B'
 _TERMS_54 = "    return gauss_newton.reshape(o * h, h * m), residual.reshape(o * h, h * m)"
 
 WRONG = [
+    ("5.4", "f' left out", [('    gauss_newton = np.einsum("pr,rk,k,l,q->pqkl", H, W2, fp, x, a)     # J_W2^T H J_W1',
+                             '    gauss_newton = np.einsum("pr,rk,l,q->pqkl", H, W2, x, a)')], "misses f'(z_k)"),
     ("5.1", "the Gauss-Newton part alone", [(_RETURN_51, "    return gauss_newton")],
      "Gauss-Newton part J^T H J alone"),
     ("5.1", "the middle function's curvature forgotten", [(_RETURN_51, "    return gauss_newton + inner")],

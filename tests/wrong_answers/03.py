@@ -13,7 +13,7 @@ WRONG = [
     ("3.1", "x where h belongs", [("    D_U = np.eye(o)[:, :, None] * h[None, None, :]        # delta_ik h_j",
                                    "    D_U = np.eye(o)[:, :, None] * x[None, None, :]")], "D_U: your answer"),
     ("3.2", "the naive softplus", [("        return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))",
-                                     "        return np.log(1.0 + np.exp(x))")], "Softplus.f"),
+                                     "        return np.log(1.0 + np.exp(x))")], "Softplus: numpy warns"),
     ("3.2", "a sigmoid that overflows", [("        e = np.exp(-np.abs(x))                      # in (0, 1]: never overflows\n"
                                           "        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))",
                                           "        return 1.0 / (1.0 + np.exp(-x))")], "numpy warns"),

@@ -1,6 +1,7 @@
 """Activations: elementwise ones defined by f, f', f'' alone, and softmax."""
 import numpy as np
 
+from ._arrays import diagonal
 from .module import Module
 
 __all__ = ["Elementwise", "Identity", "Tanh", "Sigmoid", "ReLU", "Softmax",
@@ -43,11 +44,7 @@ class Elementwise(Module):
         return self.cached("d2f", lambda: self.d2f(self.input))
 
     def input_jacobian(self):
-        D = self.slope()
-        J = np.zeros(D.shape + D.shape[1:])
-        i = np.arange(D.shape[1])
-        J[:, i, i] = D
-        return J
+        return diagonal(self.slope())
 
     def jvp(self, dX=None, dparams=None):
         return np.zeros(self.input.shape) if dX is None else self.slope() * dX
@@ -59,11 +56,7 @@ class Elementwise(Module):
         return A * self.slope()[:, None, :]
 
     def curvature_xx(self, G):
-        D = G * self.bend()
-        C = np.zeros(D.shape + D.shape[1:])
-        i = np.arange(D.shape[1])
-        C[:, i, i] = D                   # set, not multiplied by an identity: inf * 0 is NaN
-        return C
+        return diagonal(G * self.bend())
 
     def curvature_vp(self, G, dX=None, dparams=None):
         return (np.zeros(self.input.shape) if dX is None else G * self.bend() * dX), []
@@ -155,10 +148,7 @@ class Softmax(Module):
 
     def input_jacobian(self):
         Y = self.output
-        J = -Y[:, :, None] * Y[:, None, :]
-        i = np.arange(Y.shape[1])
-        J[:, i, i] += Y
-        return J
+        return diagonal(Y, add_to=-Y[:, :, None] * Y[:, None, :])
 
     def vjp_input(self, G):
         Y = self.output
@@ -177,9 +167,7 @@ class Softmax(Module):
         s = np.sum(a, axis=1, keepdims=True)
         C = 2 * s[:, :, None] * Y[:, :, None] * Y[:, None, :]
         C -= a[:, :, None] * Y[:, None, :] + Y[:, :, None] * a[:, None, :]
-        i = np.arange(Y.shape[1])
-        C[:, i, i] += a - s * Y
-        return C
+        return diagonal(a - s * Y, add_to=C)
 
     def curvature_vp(self, G, dX=None, dparams=None):
         Y = self.output

@@ -10,14 +10,15 @@ and each comparison reports its largest error and where it is (as
     assert report.ok
 
 A method the module does not give is derived from the ones it gives and checked
-as such; when it cannot be derived, it is reported "not implemented yet", which
-is not OK.
+as such; when it cannot be derived, it is reported "not implemented yet"; a method
+that returns the wrong shape is reported "wrong shape" and one that raises
+"raised"; none of these is OK.
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import as_batch
+from ._validate import ShapeError, as_batch, generator
 from .module import flatten, unflatten
 
 __all__ = ["CheckReport", "Comparison", "check_module", "check_loss", "check_model",
@@ -45,6 +46,7 @@ class Comparison:
     got: float = float("nan")
     want: float = float("nan")
     missing: str = ""
+    problem: str = "not implemented yet"            # or "wrong shape", "raised"
 
     @property
     def ok(self):
@@ -52,7 +54,7 @@ class Comparison:
 
     def __str__(self):
         if self.missing:
-            return f"{self.name:<18} vs {self.reference:<9} not implemented yet ({self.missing})"
+            return f"{self.name:<18} vs {self.reference:<9} {self.problem} ({self.missing})"
         status = "OK    " if self.ok else "FAILED"
         line = (f"{self.name:<18} vs {self.reference:<9} {status} largest error "
                 f"{self.max_error:.1e} at {self.name}{list(self.where)}")
@@ -103,7 +105,7 @@ def compare(name, got, want, tol, reference):
     want = np.asarray(want, dtype=float)
     got = np.zeros_like(want) if got is None else np.asarray(got, dtype=float)
     if got.shape != want.shape:
-        return Comparison(name, reference, np.inf, (), tol,
+        return Comparison(name, reference, np.inf, (), tol, problem="wrong shape",
                           missing=f"shape {got.shape}, expected {want.shape}")
     if got.size == 0:
         return Comparison(name, reference, 0.0, (), tol)
@@ -116,14 +118,15 @@ def compare(name, got, want, tol, reference):
 
 def _attempt(name, reference, tol, compute, want):
     """compare(name, compute(), want); a NotImplementedError becomes a 'not
-    implemented yet' line and any other exception a failure naming it."""
+    implemented yet' line, a ShapeError 'wrong shape' and any other exception
+    'raised', each naming the cause."""
     try:
         got = compute()
     except NotImplementedError as exc:
         return Comparison(name, reference, np.inf, (), tol, missing=str(exc) or name)
     except Exception as exc:                          # noqa: BLE001 -- reported, not raised
-        return Comparison(name, reference, np.inf, (), tol,
-                          missing=f"raised {type(exc).__name__}: {exc}")
+        return Comparison(name, reference, np.inf, (), tol, missing=f"{type(exc).__name__}: {exc}",
+                          problem="wrong shape" if isinstance(exc, ShapeError) else "raised")
     return compare(name, got, want, tol, reference)
 
 
@@ -227,7 +230,7 @@ def check_module(module, X, reference=None, *, rng=0, fd_tol=FD_TOL, fd2_tol=FD2
     the three curvature blocks and their product, and ``backward_second``, each
     at random weights G, tangents and matrices. Returns a CheckReport.
     """
-    rng = np.random.default_rng(rng)
+    rng = generator(rng, "check_module")
     X = as_batch(X, f"check_module({module!r})", module.in_features, name="X")
     Y = module(X)
     (B, m), o, p = X.shape, Y.shape[1], module.num_params
@@ -308,7 +311,7 @@ def check_loss(loss, Y, T, reference=None, *, eps=EPS, fd_tol=FD_TOL, fd2_tol=FD
     value = loss(Y, T)
     Y, Trows = loss.Y, loss.T
     (B, o) = Y.shape
-    dY = np.random.default_rng(rng).standard_normal((B, o))
+    dY = generator(rng, "check_loss").standard_normal((B, o))
 
     def values(Z):
         return loss.value_per_sample(Z, Trows) / B
@@ -352,7 +355,7 @@ def check_model(model, loss, X, T, *, rng=0, eps=EPS, fd_tol=FD_TOL):
                               vector_to_parameters)
 
     w = parameters_to_vector(model)
-    v = np.random.default_rng(rng).standard_normal(w.shape)
+    v = generator(rng, "check_model").standard_normal(w.shape)
 
     def L(wv):
         vector_to_parameters(wv, model)

@@ -4,24 +4,28 @@ n is the number of parameters of the whole model (flattened in module order,
 each array row-major), o its output width, m its input width. The loss is the
 mean over the batch, so every quantity below is of that mean. Each function
 checks its arguments once, runs the model, and then calls only the protocol
-methods of its modules, through the chain rule of ``minigrad.sequential``.
-A result with a NaN or an infinity is reported, never returned.
+methods of its modules, through the chain rule of ``minigrad.chain``.
+A result with a NaN or an infinity is reported, never returned. A dense result
+and the intermediates that build it stay within ``DENSE_LIMIT_BYTES``: the
+batch is taken in chunks when that is enough, else the function refuses.
 """
 import numpy as np
 
 from ._validate import as_vector, finite_result
+from .chain import gradient, hessian_blocks, hessian_vp, pull_params
 from .losses import Loss
 from .module import flatten, unflatten
-from .sequential import gradient, hessian_blocks, hessian_vp, leaves_of, pull_params
+from .sequential import leaves_of
 
 __all__ = [
     "parameters_to_vector", "vector_to_parameters", "grad", "per_sample_grads",
     "jacobian", "input_jacobian", "hessian", "gauss_newton", "hvp", "ggn_vp",
-    "DENSE_LIMIT_BYTES",
+    "DENSE_LIMIT_BYTES", "dense_chunk", "model_and_loss",
 ]
 
-#: the largest dense result (hessian, gauss_newton, jacobian) computed, in bytes;
-#: beyond it the functions refuse and point at the matrix-free products
+#: the most memory, in bytes, a dense function (hessian, gauss_newton, jacobian,
+#: input_jacobian, per_sample_grads, and the dense operators) uses for its result
+#: and intermediates; beyond it they refuse and point at the matrix-free products
 DENSE_LIMIT_BYTES = 2 * 1024 ** 3
 
 
@@ -40,23 +44,54 @@ def vector_to_parameters(w, model):
         P[...] = value
 
 
-def _dense(shape, who):
-    """Refuse a dense float64 result of this shape beyond DENSE_LIMIT_BYTES."""
-    size = 8 * int(np.prod(shape, dtype=np.float64))
-    if size > DENSE_LIMIT_BYTES:
-        raise ValueError(
-            f"{who}: the result of shape {shape} needs {size / 1e9:.3g} GB, above the limit of "
-            f"{DENSE_LIMIT_BYTES / 1e9:.3g} GB (minigrad.derivatives.DENSE_LIMIT_BYTES); use "
-            "the matrix-free products hvp / ggn_vp, or raise the limit")
+def dense_chunk(shape, who, per_sample=0, B=1):
+    """How many of the B samples to take at a time so that a float64 result of
+    this shape and ``per_sample`` floats of intermediates per sample fit in
+    DENSE_LIMIT_BYTES (B when all do); ValueError naming the sizes and the way
+    out when the result with one sample does not fit."""
+    result, one = 8.0 * np.prod(shape, dtype=np.float64), 8.0 * per_sample
+    if result + one <= DENSE_LIMIT_BYTES:
+        return int(min(B, (DENSE_LIMIT_BYTES - result) // one)) if one else B
+    raise ValueError(
+        f"{who}: the result of shape {tuple(shape)} needs {result / 1e9:.3g} GB"
+        + (f" and its intermediates at least {one / 1e9:.3g} GB more" if one else "")
+        + f", above the limit of {DENSE_LIMIT_BYTES / 1e9:.3g} GB "
+        "(minigrad.derivatives.DENSE_LIMIT_BYTES); use the matrix-free products hvp / ggn_vp "
+        "(or minigrad.operators), or raise the limit")
+
+
+def model_and_loss(model, loss, who):
+    """The model's leaves, after checking the model and that loss is a Loss."""
+    leaves = leaves_of(model, who)
+    if not isinstance(loss, Loss):
+        raise ValueError(f"{who}: loss must be a minigrad Loss, got {type(loss).__name__}")
+    return leaves
 
 
 def _forward(model, loss, X, T, who):
     """Run the model and the loss on a checked batch; returns the leaves."""
-    leaves = leaves_of(model, who)
-    if not isinstance(loss, Loss):
-        raise ValueError(f"{who}: loss must be a minigrad Loss, got {type(loss).__name__}")
+    leaves = model_and_loss(model, loss, who)
     loss(model(X), T)
     return leaves
+
+
+def _in_chunks(B, who, shape, per_sample, run, work):
+    """Call work(rows, share) on chunks of the batch, sized by ``dense_chunk``,
+    after run(rows) has evaluated the model (and loss) there (share: the chunk's
+    fraction of the batch); then run(all rows) again. One chunk: no rerun."""
+    size = dense_chunk(shape, who, per_sample, B)
+    for start in range(0, B, size):
+        rows = slice(start, start + size)
+        if size < B:
+            run(rows)
+        work(rows, (min(start + size, B) - start) / B)
+    if size < B:
+        run(slice(None))
+
+
+def _width(leaves):
+    """The widest input or output of any leaf."""
+    return max(max(mod.input.shape[1], mod.output.shape[1]) for mod in leaves)
 
 
 def grad(model, loss, X, T):
@@ -66,13 +101,26 @@ def grad(model, loss, X, T):
     return finite_result(flatten(gradient(leaves, loss.backward())), "grad")
 
 
+def _pulled(model, leaves, who, seed, run):
+    """The rows seed() (B, k, o) pulled back through the chain, A J: (B, k, n)."""
+    B, (k, o) = len(model.input), seed().shape[1:]
+    out = np.empty((B, k, model.num_params))
+
+    def work(rows, share):
+        out[rows] = pull_params(leaves, seed())
+    per = k * (o + 2 * max(mod.num_params for mod in leaves) + _width(leaves))
+    _in_chunks(B, who, out.shape, per, run, work)
+    return finite_result(out, who)
+
+
 def per_sample_grads(model, loss, X, T):
     """Gradients of each sample's own loss l(y_b, t_b): (B, n), one backward
     pass for the whole batch. Their mean is ``grad``."""
     leaves = _forward(model, loss, X, T, "per_sample_grads")
-    G = loss.backward() * len(loss.Y)                   # dl_b / dy_b: (B, o)
-    _dense((len(G), model.num_params), "per_sample_grads")
-    return finite_result(pull_params(leaves, G[:, None, :])[0][:, 0, :], "per_sample_grads")
+    X, T = model.input, loss.T
+    return _pulled(model, leaves, "per_sample_grads",
+                   lambda: (loss.backward() * len(loss.Y))[:, None, :],
+                   lambda rows: loss(model(X[rows]), T[rows]))[:, 0, :]
 
 
 def jacobian(model, X):
@@ -80,30 +128,40 @@ def jacobian(model, X):
     J[b, i, q] = d y_bi / d w_q. One backward pass for the whole batch with the
     identity rows as seed; a Linear fills its columns as [a kron x^T, a]."""
     leaves = leaves_of(model, "jacobian")
-    Y = model(X)
-    _dense(Y.shape + (model.num_params,), "jacobian")
-    eye = np.broadcast_to(np.eye(Y.shape[1]), Y.shape + Y.shape[1:])
-    return finite_result(pull_params(leaves, eye)[0], "jacobian")
+    o = model(X).shape[1]
+    X = model.input
+    return _pulled(model, leaves, "jacobian",
+                   lambda: np.broadcast_to(np.eye(o), model.output.shape + (o,)),
+                   lambda rows: model(X[rows]))
 
 
 def input_jacobian(model, X):
     """Per-sample Jacobian of the outputs w.r.t. the inputs: (B, o, m)."""
-    leaves_of(model, "input_jacobian")
-    model(X)
+    leaves = leaves_of(model, "input_jacobian")
+    Y = model(X)
+    dense_chunk(Y.shape + X.shape[1:2], "input_jacobian", 2 * Y.shape[1] * _width(leaves) * len(Y))
     return finite_result(model.input_jacobian(), "input_jacobian")
 
 
 def _hessian(model, loss, X, T, who, residual):
     leaves = _forward(model, loss, X, T, who)
-    _dense((model.num_params,) * 2, who)
-    G = loss.backward() if residual else None
-    return finite_result(hessian_blocks(leaves, G, loss.hessian())[0], who)
+    n, p = model.num_params, max(mod.num_params for mod in leaves)
+    w = _width(leaves)
+
+    out, X, T = np.zeros((n, n)), model.input, loss.T
+
+    def work(rows, share):                         # the chunk's share of the batch mean
+        G = loss.backward() * share if residual else None
+        hessian_blocks(leaves, G, loss.hessian() * share, out=out)
+    _in_chunks(len(X), who, out.shape, 4 * w * (w + n) + 2 * w * p,
+               lambda rows: loss(model(X[rows]), T[rows]), work)
+    return finite_result(out, who)
 
 
 def hessian(model, loss, X, T):
     """The full Hessian of the batch loss w.r.t. all parameters: (n, n),
     cross-layer blocks included. Exact: h = J^T h_L J + sum_k g_k h_N_k,
-    assembled module by module (``minigrad.sequential.hessian_blocks``)."""
+    assembled module by module (``minigrad.chain.hessian_blocks``)."""
     return _hessian(model, loss, X, T, "hessian", residual=True)
 
 

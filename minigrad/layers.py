@@ -3,6 +3,7 @@ import numbers
 
 import numpy as np
 
+from ._validate import generator
 from .module import Module
 
 __all__ = ["Linear"]
@@ -12,16 +13,6 @@ def _positive_int(value, name):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def _generator(rng):
-    """A numpy Generator from None, an integer seed or a Generator."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise ValueError(f"Linear: rng must be None, an integer seed or a numpy Generator, "
-                     f"got {rng!r}")
 
 
 def _pairs(n):
@@ -49,7 +40,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features")
         self.out_features = _positive_int(out_features, "out_features")
-        rng = _generator(rng)
+        rng = generator(rng, "Linear")
         bound = 1.0 / np.sqrt(self.in_features)
         self.params["W"] = rng.uniform(-bound, bound, (self.out_features, self.in_features))
         self.params["b"] = rng.uniform(-bound, bound, self.out_features)
@@ -122,13 +113,19 @@ class Linear(Module):
         and in j, l: it depends on the pairs {i, k} and {j, l} only. One
         (o(o+1)/2, B) @ (B, m(m+1)/2) product R computes each distinct entry once,
         a quarter of the work of the full (o^2, B) @ (B, m^2) product, and row
-        block i of W-W is copied out of R's rows {i, k}."""
+        block i of W-W is copied out of R's rows {i, k}. Each sample is taken as
+        (h s)(x_j / s) x_l with s the power of two nearest max |x_b| from below
+        (1 for |x| < 1; exact), so x_j x_l cannot overflow where h = 0 makes the
+        entry 0 (a saturated tanh after a huge input)."""
         X = self.input
         (B, m), o = X.shape, self.out_features
         om = o * m
         i, k, ik = _pairs(o)
         j, l, jl = _pairs(m)
-        R = H[:, i, k].T @ (X[:, j] * X[:, l])                 # R[{i,k}, {j,l}]
+        s = np.ldexp(1.0, np.maximum(np.frexp(np.abs(X).max(axis=1))[1] - 1, 0))      # (B,)
+        Z = X[:, j] / s[:, None]
+        Z *= X[:, l]                                            # x_j x_l / s: (B, m(m+1)/2)
+        R = (H[:, i, k] * s[:, None]).T @ Z                     # R[{i,k}, {j,l}]
         out = np.empty((om + o, om + o))
         WW = out[:om, :om].reshape(o, m, o, m)                  # a view: [i, j, k, l]
         for a in range(o):

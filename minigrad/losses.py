@@ -8,20 +8,11 @@ the mean, a factor 1/B, evaluated at the last call.
 """
 import numpy as np
 
-from ._validate import _as_array, as_batch, finite_result
+from ._arrays import Cached, diagonal
+from ._validate import _as_array, as_batch, finite_result, returned
 from .activations import logsumexp
-from .module import Cached
 
 __all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropy", "NLLLoss"]
-
-
-def _diagonal(D):
-    """Per-sample diagonal matrices diag(d_b) from D (B, o): (B, o, o). The
-    diagonal is set, never multiplied by an identity (inf * 0 would be NaN)."""
-    M = np.zeros(D.shape + D.shape[1:])
-    i = np.arange(D.shape[1])
-    M[:, i, i] = D
-    return M
 
 
 class Loss(Cached):
@@ -66,12 +57,11 @@ class Loss(Cached):
                                  f"or {rows}, got shape {T.shape}")
             if T.dtype.kind == "f" and not np.all(np.isfinite(T) & (T == np.round(T))):
                 raise ValueError(f"{self!r}: class indices must be integers, got {T[:5]}...")
-            labels = T.astype(np.int64)
-            if labels.min() < 0 or labels.max() >= o:
-                bad = np.flatnonzero((labels < 0) | (labels >= o))[0]
-                raise ValueError(f"{self!r}: label {labels[bad]} at index {bad} is out of "
+            if T.min() < 0 or T.max() >= o:                   # before any cast: 1e20 stays 1e20
+                bad = np.flatnonzero((T < 0) | (T >= o))[0]
+                raise ValueError(f"{self!r}: label {T[bad]} at index {bad} is out of "
                                  f"range for {o} classes (valid: 0 to {o - 1})")
-            return np.eye(o)[labels]
+            return np.eye(o)[T.astype(np.intp)]
         if T.ndim == 1 and o == 1 and T.shape == (B,):
             T = T[:, None]
         if T.shape != (B, o):
@@ -86,7 +76,7 @@ class Loss(Cached):
         self.Y, self.T = Y, self.targets(T, *Y.shape)
         self._forget()
         self.check_output(Y)
-        value = float(np.add.reduce(self.value_per_sample(Y, self.T))) / len(Y)
+        value = float(np.add.reduce(returned(self, "value_per_sample", Y.shape[:1], Y, self.T))) / len(Y)
         if not np.isfinite(value):
             raise ValueError(f"{self!r}: the loss value is not finite ({value})")
         return value
@@ -103,17 +93,19 @@ class Loss(Cached):
     def backward(self):
         """Gradient of the batch loss w.r.t. Y: (B, o)."""
         Y, T = self._at()
-        return finite_result(self.grad_per_sample(Y, T) / len(Y), self, "gradient")
+        return finite_result(returned(self, "grad_per_sample", Y.shape, Y, T) / len(Y), self,
+                             "gradient")
 
     def hessian(self):
         """Per-sample Hessians of the batch loss w.r.t. y_b: (B, o, o)."""
         Y, T = self._at()
-        return finite_result(self.hess_per_sample(Y, T) / len(Y), self, "Hessian")
+        return finite_result(returned(self, "hess_per_sample", Y.shape + Y.shape[1:], Y, T) / len(Y),
+                             self, "Hessian")
 
     def hvp(self, dY):
         """Hessian of the batch loss times dY (B, o), per sample: (B, o)."""
         Y, T = self._at()
-        return finite_result(self.hvp_per_sample(Y, T, dY) / len(Y), self,
+        return finite_result(returned(self, "hvp_per_sample", Y.shape, Y, T, dY) / len(Y), self,
                              "Hessian-vector product")
 
 
@@ -128,7 +120,7 @@ class MSELoss(Loss):
         return Y - T
 
     def hess_per_sample(self, Y, T):
-        return _diagonal(np.ones(Y.shape))
+        return diagonal(np.ones(Y.shape))
 
     def hvp_per_sample(self, Y, T, dY):
         return dY
@@ -168,7 +160,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def hess_per_sample(self, Y, T):
         P = self._p(Y)
-        return self._s(T)[:, :, None] * (_diagonal(P) - P[:, :, None] * P[:, None, :])
+        return self._s(T)[:, :, None] * (diagonal(P) - P[:, :, None] * P[:, None, :])
 
     def hvp_per_sample(self, Y, T, dY):
         P = self._p(Y)
@@ -208,7 +200,7 @@ class NLLLoss(Loss):
         return -self._ratio(Y, T, 1)
 
     def hess_per_sample(self, Y, T):
-        return _diagonal(self._ratio(Y, T, 2))
+        return diagonal(self._ratio(Y, T, 2))
 
     def hvp_per_sample(self, Y, T, dY):
         return self._ratio(Y, T, 2) * dY

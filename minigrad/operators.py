@@ -16,32 +16,14 @@ spectral density.
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
-# the package's public names only (its internals are being reorganised)
-from . import (Linear, Loss, Module, Sequential, ggn_vp, grad, hvp, input_jacobian,
-               parameters_to_vector, per_sample_grads)
+from ._validate import _as_array, generator
+from .derivatives import (dense_chunk, ggn_vp, grad, hvp, input_jacobian, model_and_loss,
+                          parameters_to_vector, per_sample_grads)
+from .layers import Linear
+from .sequential import Sequential
 
 __all__ = ["CurvatureOperator", "hessian_operator", "ggn_operator", "empirical_fisher",
            "kfac_factors", "kron_block", "hutchinson_trace", "lanczos", "spectral_density"]
-
-#: the largest dense float64 matrix ``empirical_fisher`` and ``kron_block`` will build
-#: (``minigrad.DENSE_LIMIT_BYTES`` takes precedence when the package defines it)
-DENSE_LIMIT_BYTES = 2 * 1024 ** 3
-
-
-def _check_model_loss(model, loss, who):
-    if not isinstance(model, Module):
-        raise ValueError(f"{who}: model must be a minigrad Module, got {type(model).__name__}")
-    if not isinstance(loss, Loss):
-        raise ValueError(f"{who}: loss must be a minigrad Loss, got {type(loss).__name__}")
-
-
-def _check_dense(n, who):
-    import minigrad                                        # the package's limit when it has one
-    limit = getattr(minigrad, "DENSE_LIMIT_BYTES", DENSE_LIMIT_BYTES)
-    if 8 * n * n > limit:
-        raise ValueError(f"{who}: an ({n}, {n}) float64 matrix needs {8 * n * n / 1e9:.1f} GB, "
-                         f"over the {limit / 1e9:.1f} GB limit; use "
-                         f"ggn_operator or hessian_operator instead")
 
 
 class CurvatureOperator(LinearOperator):
@@ -53,7 +35,7 @@ class CurvatureOperator(LinearOperator):
     """
 
     def __init__(self, product, model, loss, X, T, who):
-        _check_model_loss(model, loss, who)
+        model_and_loss(model, loss, who)
         X, T = np.array(X, dtype=float), np.array(T)
         grad(model, loss, X, T)                    # checks X and T now, with minigrad's errors
         n = parameters_to_vector(model).size
@@ -63,15 +45,28 @@ class CurvatureOperator(LinearOperator):
         self._product, self._args, self.who = product, (model, loss, X, T), who
         self.products = 0
 
+    def matvec(self, v):
+        """A v for v (n,) or (n, 1), real and unmasked (checked here, by shape)."""
+        v, n = _as_array(v, self.who, "v"), self.shape[0]
+        if v.shape not in ((n,), (n, 1)):
+            raise ValueError(f"{self.who}: matvec expects a vector of shape ({n},) or ({n}, 1), "
+                             f"one entry per parameter, got shape {v.shape}")
+        return super().matvec(v)
+
+    rmatvec = matvec                              # symmetric: A^T v = A v
+
+    def matmat(self, V):
+        """A V for V (n, k), real and unmasked: (n, k)."""
+        V = _as_array(V, self.who, "V")
+        if V.ndim != 2 or V.shape[0] != self.shape[0]:
+            raise ValueError(f"{self.who}: matmat expects shape ({self.shape[0]}, k), got {V.shape}")
+        return super().matmat(V)
+
     def _matvec(self, v):
-        v = np.asarray(v, dtype=np.float64).reshape(-1)
         self.products += 1
-        return self._product(*self._args, v)
+        return self._product(*self._args, v.reshape(-1))
 
     def _matmat(self, V):
-        V = np.asarray(V, dtype=np.float64)
-        if V.ndim != 2 or V.shape[0] != self.shape[0]:
-            raise ValueError(f"{self.who}: matmat expects ({self.shape[0]}, k), got {V.shape}")
         return np.column_stack([self._matvec(V[:, j]) for j in range(V.shape[1])]) \
             if V.shape[1] else np.zeros((self.shape[0], 0))
 
@@ -103,8 +98,9 @@ def empirical_fisher(model, loss, X, T):
     gradient of sample b's own loss (``minigrad.per_sample_grads``, (B, n)). Its rank is at
     most B. It uses the observed targets, not the model's distribution, so it is neither the
     Fisher nor the Gauss-Newton matrix (Kunstner et al. 2019)."""
-    _check_model_loss(model, loss, "empirical_fisher")
-    _check_dense(parameters_to_vector(model).size, "empirical_fisher")
+    n, B = parameters_to_vector(model).size, len(X) if hasattr(X, "__len__") else 1
+    model_and_loss(model, loss, "empirical_fisher")
+    dense_chunk((n, n), "empirical_fisher", 2 * n * B)     # the result, and S (B, n) once
     S = per_sample_grads(model, loss, X, T)                # (B, n)
     return S.T @ S / S.shape[0]
 
@@ -126,8 +122,7 @@ def kfac_factors(model, loss, X, T):
     parameter vector, the two factors, its inputs a (B, m_l) and the M_b (B, o_l, o_l).
     Every parametrised module must be a Linear (else ValueError).
     """
-    _check_model_loss(model, loss, "kfac_factors")
-    leaves = model.modules if isinstance(model, Sequential) else [model]
+    leaves = model_and_loss(model, loss, "kfac_factors")
     for k, mod in enumerate(leaves):
         if mod.num_params and not isinstance(mod, Linear):
             raise ValueError(f"kfac_factors: module {k} ({type(mod).__name__}) has parameters "
@@ -170,7 +165,7 @@ def kron_block(S, A):
         raise ValueError(f"kron_block: S must be (o, o) and A (m+1, m+1), got {S.shape} "
                          f"and {A.shape}")
     o, m = S.shape[0], A.shape[0] - 1
-    _check_dense(o * (m + 1), "kron_block")
+    dense_chunk((o * (m + 1),) * 2, "kron_block", (o * (m + 1)) ** 2)   # the result and K
     K = np.kron(S, A)                                      # index i (m+1) + j
     i, j = np.divmod(np.arange(o * (m + 1)), m + 1)
     order = np.where(j < m, i * m + j, o * m + i)          # minigrad's position of each index
@@ -190,10 +185,6 @@ def _as_operator(op, who):
     return op
 
 
-def _rng(rng):
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
 def hutchinson_trace(op, num_samples, rng=0):
     """Hutchinson's estimate of tr(A) for a square (n, n) operator A:
     tr(A) ~ (1/s) sum_i z_i^T A z_i with Rademacher z_i (entries +-1, E[z z^T] = I).
@@ -202,7 +193,7 @@ def hutchinson_trace(op, num_samples, rng=0):
     op = _as_operator(op, "hutchinson_trace")
     if int(num_samples) != num_samples or num_samples < 2:
         raise ValueError(f"hutchinson_trace: num_samples must be an integer >= 2, got {num_samples}")
-    rng = _rng(rng)
+    rng = generator(rng, "hutchinson_trace")
     n = op.shape[0]
     values = np.empty(int(num_samples))
     for i in range(values.size):
@@ -223,7 +214,7 @@ def lanczos(op, k, v0=None, rng=0):
     n = op.shape[0]
     if int(k) != k or not 1 <= k <= n:
         raise ValueError(f"lanczos: k must be an integer in 1..{n}, got {k}")
-    v = _rng(rng).standard_normal(n) if v0 is None else np.asarray(v0, dtype=float)
+    v = generator(rng, "lanczos").standard_normal(n) if v0 is None else np.asarray(v0, dtype=float)
     if v.shape != (n,) or not np.linalg.norm(v) > 0:
         raise ValueError(f"lanczos: v0 must be a nonzero vector of shape ({n},), got {v.shape}")
     Q = np.zeros((n, int(k)))
@@ -257,7 +248,7 @@ def spectral_density(op, grid, k, num_runs, sigma, rng=0):
     if grid.ndim != 1 or not sigma > 0 or int(num_runs) != num_runs or num_runs < 1:
         raise ValueError(f"spectral_density: grid must be 1-D, sigma > 0 and num_runs >= 1, got "
                          f"grid {grid.shape}, sigma {sigma}, num_runs {num_runs}")
-    rng = _rng(rng)
+    rng = generator(rng, "spectral_density")
     density = np.zeros_like(grid)
     for _ in range(int(num_runs)):
         alpha, beta, _ = lanczos(op, k, rng=rng)

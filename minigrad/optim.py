@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from ._validate import finite_result, generator, number
 from .derivatives import (gauss_newton, ggn_vp, grad, hessian, parameters_to_vector,
                           per_sample_grads, vector_to_parameters)
 
@@ -78,9 +79,8 @@ def cg(matvec, b, x0=None, precond=None, maxiter=None, tol=CG_TOL, eps=None):
     if b.ndim != 1 or b.size == 0 or not np.all(np.isfinite(b)):
         raise ValueError(f"cg: b must be a non-empty finite vector (n,), got shape {b.shape}")
     n = b.size
-    maxiter = n if maxiter is None else int(maxiter)
-    if maxiter < 0 or tol < 0:
-        raise ValueError(f"cg: maxiter and tol must be >= 0, got {maxiter} and {tol}")
+    maxiter = n if maxiter is None else number(maxiter, "cg", "maxiter", integer=True, closed=(1, 0))
+    number(tol, "cg", "tol", closed=(True, False))
     M = np.ones(n) if precond is None else np.asarray(precond, dtype=np.float64)
     if M.shape != (n,) or not np.all(M > 0):
         raise ValueError(f"cg: precond must be a positive vector of shape ({n},)")
@@ -89,7 +89,7 @@ def cg(matvec, b, x0=None, precond=None, maxiter=None, tol=CG_TOL, eps=None):
         Av = np.asarray(matvec(v), dtype=np.float64)
         if Av.shape != (n,):
             raise ValueError(f"cg: matvec must return shape ({n},), got {Av.shape}")
-        return Av
+        return finite_result(Av, "cg", "matvec(v)")
 
     x = np.zeros(n) if x0 is None else np.array(x0, dtype=np.float64)
     if x.shape != (n,):
@@ -130,7 +130,8 @@ def diagonal_preconditioner(sample_grads, damping, exponent=0.75):
     if s.ndim != 2 or damping < 0:
         raise ValueError(f"diagonal_preconditioner: sample_grads must be (B, n) and damping "
                          f">= 0, got shape {s.shape} and damping {damping}")
-    return (np.mean(s * s, axis=0) + damping) ** exponent
+    return (np.mean(finite_result(s, "diagonal_preconditioner", "sample_grads") ** 2, axis=0)
+            + damping) ** exponent
 
 
 def lm_update(damping, rho, down=2.0 / 3.0, up=1.5, low=0.25, high=0.75):
@@ -166,6 +167,7 @@ def adam_update(w, m, v, g, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         m_hat = m / (1 - beta1^t),  v_hat = v / (1 - beta2^t)  (bias correction).
 
     Returns the new (w, m, v)."""
+    number(t, "adam_update", "t (the step, counted from 1)", 1, closed=(True, False))
     m = beta1 * m + (1 - beta1) * g
     v = beta2 * v + (1 - beta2) * g * g
     m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
@@ -198,8 +200,8 @@ class SGD(_Optimizer):
 
     def __init__(self, model, loss, lr, momentum=0.9):
         super().__init__(model, loss)
-        if not lr > 0 or not 0 <= momentum < 1:
-            raise ValueError(f"SGD: need lr > 0 and 0 <= momentum < 1, got {lr}, {momentum}")
+        number(lr, "SGD", "lr")
+        number(momentum, "SGD", "momentum", 0, 1, closed=(True, False))
         self.lr, self.momentum, self.v = lr, momentum, 0.0
 
     def step(self, X, T):
@@ -213,8 +215,10 @@ class Adam(_Optimizer):
 
     def __init__(self, model, loss, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(model, loss)
-        if not lr > 0:
-            raise ValueError(f"Adam: lr must be > 0, got {lr}")
+        number(lr, "Adam", "lr")
+        number(beta1, "Adam", "beta1", 0, 1, closed=(True, False))
+        number(beta2, "Adam", "beta2", 0, 1, closed=(True, False))
+        number(eps, "Adam", "eps")
         self.lr, self.betas, self.eps = lr, (beta1, beta2), eps
         self.m, self.v = np.zeros(model.num_params), np.zeros(model.num_params)
         self.t = 0
@@ -242,14 +246,15 @@ class _Damped(_Optimizer):
 
     def __init__(self, model, loss, damping, adapt, line_search):
         super().__init__(model, loss)
-        if not damping >= 0:
-            raise ValueError(f"{type(self).__name__}: damping must be >= 0, got {damping}")
+        number(damping, type(self).__name__, "damping", closed=(True, False))
         self.damping, self.adapt, self.line_search = float(damping), adapt, line_search
-        self._last = (None, None, None)   # (w, C(w), X) after the last step: C0 of the next
+        self._last = (None, None)         # ((w, X, T) copied, C(w)) after a step: C0 of the next
 
     def step(self, X, T):
-        w = parameters_to_vector(self.model)
-        same = self._last[2] is X and np.array_equal(self._last[0], w)
+        w, X, T = parameters_to_vector(self.model), np.asarray(X), np.asarray(T)
+        key = self._last[0]              # reused only for equal w, X and T (values, not objects)
+        same = key is not None and all(a.shape == b.shape and np.array_equal(a, b)
+                                       for a, b in zip(key, (w, X, T)))
         C0 = self._last[1] if same else self._value(X, T)
         g = self._grad(X, T)
         d, dAd, info = self._direction(X, T, g)
@@ -263,7 +268,7 @@ class _Damped(_Optimizer):
         else:
             alpha, C_new = (1.0, C1) if C1 < C0 else (0.0, C0)
         vector_to_parameters(w + alpha * d, self.model)
-        self._last = (w + alpha * d, C_new, X)
+        self._last = ((w + alpha * d, X.copy(), T.copy()), C_new)
         info.update(loss=C0, new_loss=C_new, rho=float(rho), damping=self.damping,
                     alpha=alpha, accepted=alpha > 0)
         if self.adapt:
@@ -287,10 +292,12 @@ class HessianFree(_Damped):
                  precondition=True, progress_stop=True, adapt=True, line_search=True, decay=0.95,
                  seed=0):
         super().__init__(model, loss, damping, adapt, line_search)
+        if curvature_batch is not None:
+            number(curvature_batch, "HessianFree", "curvature_batch", 1, integer=True, closed=(1, 0))
         self.cg_max, self.curvature_batch, self.decay = cg_max, curvature_batch, decay
         self.warm_start, self.precondition, self.progress_stop = warm_start, precondition, \
             progress_stop
-        self.rng, self.d = np.random.default_rng(seed), None
+        self.rng, self.d = generator(seed, "HessianFree", "seed"), None
 
     def _direction(self, X, T, g):
         B, lam = len(X), self.damping
@@ -351,6 +358,8 @@ def run(optimizer, X, T, budget, record=None, points=50, progress=None, desc=Non
     ``loss`` (training loss) and whatever ``record(model)`` returns (a dict of
     floats), plus ``info``, the list of every step's dict.
     """
+    number(budget, "run", "budget")
+    number(points, "run", "points", 1, integer=True, closed=(True, False))
     if progress is None:
         progress = progress_default()
     bar = None

@@ -174,11 +174,20 @@ def test_tied_weights_are_refused():
         mg.Sequential(shared, mg.Tanh(), shared)
 
 
+def test_hessian_at_huge_inputs_is_finite_where_the_truth_is():
+    # tanh saturates (tanh' = 0 exactly) at 1e10 and at 1e200 alike, so the Hessians agree and
+    # the first layer's rows are 0; x x^T (1e400) must not overflow into them
+    net = mg.Sequential(mg.Linear(3, 4, rng=0), mg.Tanh(), mg.Linear(4, 2, rng=1))
+    H200 = mg.hessian(net, mg.MSELoss(), np.full((5, 3), 1e200), np.zeros((5, 2)))
+    H10 = mg.hessian(net, mg.MSELoss(), np.full((5, 3), 1e10), np.zeros((5, 2)))
+    assert np.array_equal(H200, H10) and not H200[:16].any() and H200[16:, 16:].any()
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_overflowing_hessian_is_reported_not_returned():
-    net = mg.Sequential(mg.Linear(3, 4, rng=0), mg.Tanh(), mg.Linear(4, 2, rng=1))
-    with pytest.raises(ValueError, match=r"hessian: result of shape \(26, 26\) has a non-finite value"):
-        mg.hessian(net, mg.MSELoss(), np.full((5, 3), 1e200), np.zeros((5, 2)))
+    lin, X = mg.Linear(3, 2, rng=0), np.full((5, 3), 1e200)       # the truth, x x^T, is 1e400
+    with pytest.raises(ValueError, match=r"hessian: result of shape \(8, 8\) has a non-finite value"):
+        mg.hessian(lin, mg.MSELoss(), X, lin(X))
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

@@ -57,13 +57,13 @@ def gradient(leaves, G):
     return grads
 
 
-def pull_params(leaves, A):
+def pull_params(leaves, A, out=None):
     """Rows A (B, k, o) pulled back through the whole chain to the parameters,
-    A J per sample: (B, k, n). With A the identity rows this is the per-sample
-    Jacobian."""
+    A J per sample: (B, k, n), written into ``out`` when given. With A the
+    identity rows this is the per-sample Jacobian."""
     B, k = A.shape[:2]
     end = sum(mod.num_params for mod in leaves)
-    out = np.empty((B, k, end))
+    out = np.empty((B, k, end)) if out is None else out
     for i in range(len(leaves) - 1, -1, -1):
         mod, p = leaves[i], leaves[i].num_params
         if p:

@@ -69,9 +69,10 @@ def model_and_loss(model, loss, who):
 
 
 def _forward(model, loss, X, T, who):
-    """Run the model and the loss on a checked batch; returns the leaves."""
+    """Run the model on a checked batch and set the loss at its output (the
+    derivatives need no loss value); returns the leaves."""
     leaves = model_and_loss(model, loss, who)
-    loss(model(X), T)
+    loss.at(model(X), T)
     return leaves
 
 
@@ -103,12 +104,13 @@ def grad(model, loss, X, T):
 
 def _pulled(model, leaves, who, seed, run):
     """The rows seed() (B, k, o) pulled back through the chain, A J: (B, k, n)."""
-    B, (k, o) = len(model.input), seed().shape[1:]
-    out = np.empty((B, k, model.num_params))
+    A = seed()
+    (B, k, o), n = A.shape, model.num_params
+    out = np.empty((B, k, n))
 
     def work(rows, share):
-        out[rows] = pull_params(leaves, seed())
-    per = k * (o + 2 * max(mod.num_params for mod in leaves) + _width(leaves))
+        pull_params(leaves, A if share == 1 else seed(), out[rows])
+    per = k * (o + 2 * n + _width(leaves))
     _in_chunks(B, who, out.shape, per, run, work)
     return finite_result(out, who)
 

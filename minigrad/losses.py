@@ -61,7 +61,7 @@ class Loss(Cached):
                 bad = np.flatnonzero((T < 0) | (T >= o))[0]
                 raise ValueError(f"{self!r}: label {T[bad]} at index {bad} is out of "
                                  f"range for {o} classes (valid: 0 to {o - 1})")
-            return np.eye(o)[T.astype(np.intp)]
+            return np.eye(o)[T.astype(np.intp, copy=False)]
         if T.ndim == 1 and o == 1 and T.shape == (B,):
             T = T[:, None]
         if T.shape != (B, o):
@@ -72,14 +72,19 @@ class Loss(Cached):
 
     def __call__(self, Y, T):
         """The batch loss (1/B) sum_b l(y_b, t_b), a float; keeps Y and T."""
-        Y = as_batch(Y, self, name="output Y")
-        self.Y, self.T = Y, self.targets(T, *Y.shape)
-        self._forget()
-        self.check_output(Y)
-        value = float(np.add.reduce(returned(self, "value_per_sample", Y.shape[:1], Y, self.T))) / len(Y)
+        Y, T = self.at(as_batch(Y, self, name="output Y"), T)
+        value = float(np.add.reduce(returned(self, "value_per_sample", Y.shape[:1], Y, T))) / len(Y)
         if not np.isfinite(value):
             raise ValueError(f"{self!r}: the loss value is not finite ({value})")
         return value
+
+    def at(self, Y, T):
+        """Keep Y (B, o), already a finite float64 batch (a model's output), and T
+        as rows for the derivative methods, without computing the value."""
+        self.Y, self.T = Y, self.targets(T, *Y.shape)
+        self._forget()
+        self.check_output(Y)
+        return self.Y, self.T
 
     def _last(self):
         """The Y of the last call, or None."""
@@ -146,21 +151,24 @@ class SoftmaxCrossEntropy(Loss):
             return np.exp(Y - logsumexp(Y)[:, None])
         return self.cached("p", lambda: np.exp(Y - self._lse(Y)[:, None]))
 
+    def at(self, Y, T):
+        Y, rows = super().at(Y, T)
+        self._sum = 1.0 if np.ndim(T) == 1 else rows.sum(axis=1, keepdims=True)   # labels: 1
+        return Y, rows
+
     def _s(self, T):
-        """s = sum_k t_k per sample (B, 1), once per call for the kept T."""
-        if T is getattr(self, "T", None):
-            return self.cached("s", lambda: T.sum(axis=1, keepdims=True))
-        return T.sum(axis=1, keepdims=True)
+        """s = sum_k t_k per sample (B, 1), or 1.0 for class indices."""
+        return self._sum if T is getattr(self, "T", None) else T.sum(axis=1, keepdims=True)
 
     def value_per_sample(self, Y, T):
-        return self._s(T)[:, 0] * self._lse(Y) - np.sum(T * Y, axis=1)
+        return np.ravel(self._s(T)) * self._lse(Y) - np.sum(T * Y, axis=1)
 
     def grad_per_sample(self, Y, T):
         return self._s(T) * self._p(Y) - T
 
     def hess_per_sample(self, Y, T):
         P = self._p(Y)
-        return self._s(T)[:, :, None] * (diagonal(P) - P[:, :, None] * P[:, None, :])
+        return np.reshape(self._s(T), (-1, 1, 1)) * (diagonal(P) - P[:, :, None] * P[:, None, :])
 
     def hvp_per_sample(self, Y, T, dY):
         P = self._p(Y)

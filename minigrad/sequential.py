@@ -2,7 +2,6 @@
 chain rule over its leaves (``minigrad.chain``); and ``leaves_of``, the leaves
 of any model with its parameters checked."""
 import numpy as np
-from numpy.lib.array_utils import byte_bounds
 
 from ._validate import first_nonfinite
 from .chain import (gradient, hessian_blocks, hessian_vp, pull_input, pull_params,
@@ -26,12 +25,14 @@ def leaves_of(model, who):
                 raise ValueError(f"{who}: parameter {name!r} of {mod!r} (module {k}) must be a "
                                  f"float64 array, got {getattr(P, 'dtype', type(P).__name__)}; "
                                  "use .astype(np.float64)")
-            spans.append(byte_bounds(P) + (f"{name!r} of {mod!r} (module {k})",))
-    spans.sort()
-    for a, b in zip(spans, spans[1:]):
-        if b[0] < a[1]:
-            raise ValueError(f"{who}: parameter {b[2]} shares memory with parameter {a[2]}; "
-                             "shared weights are not supported (give each use its own copy)")
+            spans.append((P if P.base is None else P.base, P, name, mod, k))
+    if len({id(span[0]) for span in spans}) < len(spans):         # two share a buffer: overlap?
+        for i, (_, P, name, mod, k) in enumerate(spans):
+            for _, Q, other, mod2, k2 in spans[:i]:
+                if np.may_share_memory(P, Q):
+                    raise ValueError(f"{who}: parameter {name!r} of {mod!r} (module {k}) shares "
+                                     f"memory with parameter {other!r} of {mod2!r} (module {k2}); "
+                                     "shared weights are not supported (give each use its own copy)")
     return leaves
 
 

@@ -77,17 +77,15 @@ def finite_result(A, who, name="result"):
     return A
 
 
-def number(value, who, name, low=0.0, high=math.inf, integer=False, closed=(False, False)):
-    """``value`` when it is a real number (an integer if asked) in the interval
-    from low to high (each end closed or open as ``closed`` says), else ValueError."""
+def number(value, who, name, low=0, high=math.inf, integer=False, low_in=False):
+    """``value`` when it is a real number (an integer if asked) in (low, high),
+    or [low, high) with ``low_in``; ValueError naming it otherwise."""
     kind = numbers.Integral if integer else numbers.Real
-    inside = isinstance(value, kind) and not isinstance(value, bool) and \
-        (low <= value if closed[0] else low < value) and (value <= high if closed[1] else value < high)
-    if not inside:
-        span = f"{'[' if closed[0] else '('}{low}, {high}{']' if closed[1] else ')'}"
-        raise ValueError(f"{_name(who)}: {name} must be {'an integer' if integer else 'a real number'}"
-                         f" in {span}, got {value!r}")
-    return value
+    if isinstance(value, kind) and not isinstance(value, bool) and \
+            (low <= value if low_in else low < value) and value < high:
+        return value
+    raise ValueError(f"{_name(who)}: {name} must be {'an integer' if integer else 'a real number'} "
+                     f"in {'[' if low_in else '('}{low}, {high}), got {value!r}")
 
 
 def generator(seed, who, name="rng"):

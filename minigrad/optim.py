@@ -79,8 +79,8 @@ def cg(matvec, b, x0=None, precond=None, maxiter=None, tol=CG_TOL, eps=None):
     if b.ndim != 1 or b.size == 0 or not np.all(np.isfinite(b)):
         raise ValueError(f"cg: b must be a non-empty finite vector (n,), got shape {b.shape}")
     n = b.size
-    maxiter = n if maxiter is None else number(maxiter, "cg", "maxiter", integer=True, closed=(1, 0))
-    number(tol, "cg", "tol", closed=(True, False))
+    maxiter = n if maxiter is None else number(maxiter, "cg", "maxiter", integer=True, low_in=True)
+    number(tol, "cg", "tol", low_in=True)
     M = np.ones(n) if precond is None else np.asarray(precond, dtype=np.float64)
     if M.shape != (n,) or not np.all(M > 0):
         raise ValueError(f"cg: precond must be a positive vector of shape ({n},)")
@@ -167,7 +167,7 @@ def adam_update(w, m, v, g, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         m_hat = m / (1 - beta1^t),  v_hat = v / (1 - beta2^t)  (bias correction).
 
     Returns the new (w, m, v)."""
-    number(t, "adam_update", "t (the step, counted from 1)", 1, closed=(True, False))
+    number(t, "adam_update", "t (the step, counted from 1)", 1, low_in=True)
     m = beta1 * m + (1 - beta1) * g
     v = beta2 * v + (1 - beta2) * g * g
     m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
@@ -201,7 +201,7 @@ class SGD(_Optimizer):
     def __init__(self, model, loss, lr, momentum=0.9):
         super().__init__(model, loss)
         number(lr, "SGD", "lr")
-        number(momentum, "SGD", "momentum", 0, 1, closed=(True, False))
+        number(momentum, "SGD", "momentum", 0, 1, low_in=True)
         self.lr, self.momentum, self.v = lr, momentum, 0.0
 
     def step(self, X, T):
@@ -216,8 +216,8 @@ class Adam(_Optimizer):
     def __init__(self, model, loss, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(model, loss)
         number(lr, "Adam", "lr")
-        number(beta1, "Adam", "beta1", 0, 1, closed=(True, False))
-        number(beta2, "Adam", "beta2", 0, 1, closed=(True, False))
+        number(beta1, "Adam", "beta1", 0, 1, low_in=True)
+        number(beta2, "Adam", "beta2", 0, 1, low_in=True)
         number(eps, "Adam", "eps")
         self.lr, self.betas, self.eps = lr, (beta1, beta2), eps
         self.m, self.v = np.zeros(model.num_params), np.zeros(model.num_params)
@@ -246,7 +246,7 @@ class _Damped(_Optimizer):
 
     def __init__(self, model, loss, damping, adapt, line_search):
         super().__init__(model, loss)
-        number(damping, type(self).__name__, "damping", closed=(True, False))
+        number(damping, type(self).__name__, "damping", low_in=True)
         self.damping, self.adapt, self.line_search = float(damping), adapt, line_search
         self._last = (None, None)         # ((w, X, T) copied, C(w)) after a step: C0 of the next
 
@@ -293,7 +293,7 @@ class HessianFree(_Damped):
                  seed=0):
         super().__init__(model, loss, damping, adapt, line_search)
         if curvature_batch is not None:
-            number(curvature_batch, "HessianFree", "curvature_batch", 1, integer=True, closed=(1, 0))
+            number(curvature_batch, "HessianFree", "curvature_batch", 1, integer=True, low_in=True)
         self.cg_max, self.curvature_batch, self.decay = cg_max, curvature_batch, decay
         self.warm_start, self.precondition, self.progress_stop = warm_start, precondition, \
             progress_stop
@@ -359,7 +359,7 @@ def run(optimizer, X, T, budget, record=None, points=50, progress=None, desc=Non
     floats), plus ``info``, the list of every step's dict.
     """
     number(budget, "run", "budget")
-    number(points, "run", "points", 1, integer=True, closed=(True, False))
+    number(points, "run", "points", 1, integer=True, low_in=True)
     if progress is None:
         progress = progress_default()
     bar = None

@@ -220,3 +220,44 @@ def test_per_sample_grads_takes_a_list():
     net, T = model(), np.zeros((5, 2))
     got = mg.per_sample_grads(net, mg.MSELoss(), X.tolist(), T)
     np.testing.assert_allclose(got, mg.per_sample_grads(net, mg.MSELoss(), X, T))
+
+
+# ------------------------------------------ issue 24: errors that name the argument
+@pytest.mark.parametrize("call, message", [
+    (lambda: mg.check_module(mg.Tanh(), X, rng="abc"), "check_module: rng must be None, an integer seed"),
+    (lambda: mg.operators.hutchinson_trace(np.eye(3), 4, rng="abc"), "hutchinson_trace: rng must be None"),
+    (lambda: mg.operators.lanczos(np.eye(3), 2, rng="abc"), "lanczos: rng must be None"),
+    (lambda: mg.optim.HessianFree(model(), mg.MSELoss(), seed="abc"), "HessianFree: seed must be None"),
+    (lambda: mg.optim.SGD(model(), mg.MSELoss(), lr="abc"), r"SGD: lr must be a real number in \(0, inf\), got 'abc'"),
+    (lambda: mg.optim.SGD(model(), mg.MSELoss(), lr=np.inf), r"SGD: lr must be a real number in \(0, inf\), got inf"),
+    (lambda: mg.optim.Adam(model(), mg.MSELoss(), lr=0.1, beta1=1.0), r"Adam: beta1 must be a real number in \[0, 1\), got 1.0"),
+    (lambda: mg.optim.Adam(model(), mg.MSELoss(), lr=0.1, beta2=1.5), r"Adam: beta2 must be a real number in \[0, 1\), got 1.5"),
+    (lambda: mg.optim.HessianFree(model(), mg.MSELoss(), curvature_batch=0), r"HessianFree: curvature_batch must be an integer in \[1, inf\), got 0"),
+    (lambda: mg.optim.HessianFree(model(), mg.MSELoss(), curvature_batch=-1), r"curvature_batch must be an integer in \[1, inf\), got -1"),
+    (lambda: mg.optim.run(mg.optim.SGD(model(), mg.MSELoss(), lr=0.1), X, np.zeros((5, 2)), 1.0, points=0), r"run: points must be an integer in \[1, inf\), got 0"),
+])
+def test_optimiser_and_seed_arguments_are_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_a_huge_label_is_quoted_as_given():
+    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy\(\): label 1e\+20 at index 2 is out of range for 2 classes"):
+        mg.grad(model(), mg.SoftmaxCrossEntropy(), X, np.array([0.0, 1.0, 1e20, 0.0, 1.0]))
+
+
+def test_hessian_free_with_a_curvature_batch_takes_lists():
+    rng = np.random.default_rng(0)
+    Xs, Ts = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
+    a, b = model(), model()
+    info_list = mg.optim.HessianFree(a, mg.SoftmaxCrossEntropy(), curvature_batch=8).step(Xs.tolist(), Ts.tolist())
+    info_array = mg.optim.HessianFree(b, mg.SoftmaxCrossEntropy(), curvature_batch=8).step(Xs, Ts)
+    assert info_list["new_loss"] == info_array["new_loss"] < info_array["loss"]
+
+
+def test_an_operator_vector_of_the_wrong_length_names_the_shapes():
+    op = mg.hessian_operator(model(), mg.SoftmaxCrossEntropy(), X, T)
+    with pytest.raises(ValueError, match=r"hessian_operator: matvec expects a vector of shape \(26,\) or \(26, 1\), one entry per parameter, got shape \(25,\)"):
+        op.matvec(np.ones(25))
+    with pytest.raises(ValueError, match=r"hessian_operator: matmat expects shape \(26, k\), got \(25, 2\)"):
+        op @ np.ones((25, 2))

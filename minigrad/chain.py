@@ -11,7 +11,7 @@ import numpy as np
 from ._validate import returned
 from .module import compose, flatten
 
-__all__ = ["split_params", "push", "pull_input", "gradient", "pull_params", "pull_params_sum",
+__all__ = ["split_params", "push", "pull_input", "gradient", "pull_params",
            "hessian_blocks", "hessian_vp"]
 
 
@@ -72,17 +72,6 @@ def pull_params(leaves, A, out=None):
         if i:
             A = returned(mod, "vjp_input_many", (B, k, mod.input.shape[1]), A)
     return out
-
-
-def pull_params_sum(leaves, A):
-    """sum_b A_b J_b for the whole chain, A (B, k, o): (k, n)."""
-    blocks, k = [], A.shape[1]
-    for i in range(len(leaves) - 1, -1, -1):
-        mod = leaves[i]
-        blocks.insert(0, returned(mod, "vjp_params_sum", (k, mod.num_params), A))
-        if i:
-            A = returned(mod, "vjp_input_many", (A.shape[0], k, mod.input.shape[1]), A)
-    return np.concatenate(blocks, axis=1)
 
 
 def hessian_blocks(leaves, G, H, need_input=False, out=None):

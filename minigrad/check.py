@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import ShapeError, as_batch, generator
+from ._validate import ShapeError, as_batch, generator, returned
 from .module import flatten, unflatten
 
 __all__ = ["CheckReport", "Comparison", "check_module", "check_loss", "check_model",
@@ -252,7 +252,8 @@ def check_module(module, X, reference=None, *, rng=0, fd_tol=FD_TOL, fd2_tol=FD2
             ("input_jacobian", module.input_jacobian, Jx),
             ("param_jacobian", module.param_jacobian, Jt),
             ("vjp_input", lambda: module.vjp_input(G), np.einsum("bom,bo->bm", Jx, G)),
-            ("vjp_params", lambda: flatten(module.vjp_params(G)), np.einsum("bop,bo->p", Jt, G)),
+            ("vjp_params", lambda: flatten(returned(module, "vjp_params", "params", G)),
+             np.einsum("bop,bo->p", Jt, G)),
             ("jvp", lambda: [module.jvp(dX, dparams), module.jvp(dX, None), module.jvp(None, dparams)],
              [np.einsum("bom,bm->bo", Jx, dX) + Jt @ dt, np.einsum("bom,bm->bo", Jx, dX), Jt @ dt]),
             ("vjp_input_many", lambda: module.vjp_input_many(A), A @ Jx),
@@ -296,7 +297,7 @@ def _curvature_products(module, G, dX, dparams):
     order, each as (input part, parameter part)."""
     out = []
     for a, b in ((dX, dparams), (dX, None), (None, dparams)):
-        sx, st = module.curvature_vp(G, a, b)
+        sx, st = module._cvp(G, a, b)                 # checked: a list per parameter
         out += [np.ravel(sx), flatten(st)]
     return np.concatenate(out)
 

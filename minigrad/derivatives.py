@@ -76,16 +76,14 @@ def _forward(model, loss, X, T, who):
     return leaves
 
 
-def _in_chunks(B, who, shape, per_sample, run, work):
-    """Call work(rows, share) on chunks of the batch, sized by ``dense_chunk``,
-    after run(rows) has evaluated the model (and loss) there (share: the chunk's
-    fraction of the batch); then run(all rows) again. One chunk: no rerun."""
+def _chunks(B, who, shape, per_sample, run):
+    """The row slices of the batch, in chunks that fit (``dense_chunk``), each
+    after run(rows) has evaluated the model (and loss) there; then run(all)."""
     size = dense_chunk(shape, who, per_sample, B)
     for start in range(0, B, size):
-        rows = slice(start, start + size)
         if size < B:
-            run(rows)
-        work(rows, (min(start + size, B) - start) / B)
+            run(slice(start, start + size))
+        yield slice(start, start + size)
     if size < B:
         run(slice(None))
 
@@ -104,14 +102,10 @@ def grad(model, loss, X, T):
 
 def _pulled(model, leaves, who, seed, run):
     """The rows seed() (B, k, o) pulled back through the chain, A J: (B, k, n)."""
-    A = seed()
-    (B, k, o), n = A.shape, model.num_params
+    (B, k, o), n = seed().shape, model.num_params
     out = np.empty((B, k, n))
-
-    def work(rows, share):
-        pull_params(leaves, A if share == 1 else seed(), out[rows])
-    per = k * (o + 2 * n + _width(leaves))
-    _in_chunks(B, who, out.shape, per, run, work)
+    for rows in _chunks(B, who, out.shape, k * (o + 2 * n + _width(leaves)), run):
+        pull_params(leaves, seed(), out[rows])
     return finite_result(out, who)
 
 
@@ -122,7 +116,7 @@ def per_sample_grads(model, loss, X, T):
     X, T = model.input, loss.T
     return _pulled(model, leaves, "per_sample_grads",
                    lambda: (loss.backward() * len(loss.Y))[:, None, :],
-                   lambda rows: loss(model(X[rows]), T[rows]))[:, 0, :]
+                   lambda rows: loss.at(model(X[rows]), T[rows]))[:, 0, :]
 
 
 def jacobian(model, X):
@@ -147,16 +141,13 @@ def input_jacobian(model, X):
 
 def _hessian(model, loss, X, T, who, residual):
     leaves = _forward(model, loss, X, T, who)
-    n, p = model.num_params, max(mod.num_params for mod in leaves)
-    w = _width(leaves)
-
+    n, p, w = model.num_params, max(mod.num_params for mod in leaves), _width(leaves)
     out, X, T = np.zeros((n, n)), model.input, loss.T
-
-    def work(rows, share):                         # the chunk's share of the batch mean
-        G = loss.backward() * share if residual else None
-        hessian_blocks(leaves, G, loss.hessian() * share, out=out)
-    _in_chunks(len(X), who, out.shape, 4 * w * (w + n) + 2 * w * p,
-               lambda rows: loss(model(X[rows]), T[rows]), work)
+    for _ in _chunks(len(X), who, out.shape, 4 * w * (w + n) + 2 * w * p,
+                     lambda rows: loss.at(model(X[rows]), T[rows])):
+        share = len(loss.T) / len(X)                  # the chunk's share of the batch mean
+        hessian_blocks(leaves, loss.backward() * share if residual else None,
+                       loss.hessian() * share, out=out)
     return finite_result(out, who)
 
 

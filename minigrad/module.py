@@ -27,20 +27,15 @@ SECOND_ORDER = ("give curvature_xx, curvature_xp and curvature_pp (the blocks, N
 
 
 class Module(Cached):
-    """Base class of every layer and activation: the protocol (file docstring).
+    """Base class of every layer and activation (the methods to write: file docstring).
 
-    A module maps a batch X (B, m) to Y (B, o), one sample at a time: y = f(x, theta)
-    with x in R^m, y in R^o and theta its p parameters (the arrays of ``params``,
-    each flattened row-major, in order). Per sample, J_x (o x m) and J_theta (o x p)
-    are its Jacobians in numerator layout, and for a weight vector g in R^o
-    C(g) = sum_k g_k hess y_k is its own curvature over the joint variable
-    (x, theta), with blocks C_xx (m x m), C_xp (m x p) and C_pp (p x p). Every
-    method is evaluated at the last input ``self.input``. A module without
-    parameters gives neither ``param_jacobian`` nor the p-blocks; when neither
-    route of an order is given, a call raises NotImplementedError naming the
-    methods to write. Bookkeeping: ``module(X)`` checks X and sets ``input`` and
-    ``output``; ``backward`` accumulates into ``grads``; ``cached(key, compute)``
-    keeps a value for the current input.
+    y = f(x, theta) per sample, x in R^m, y in R^o, theta the p parameters (the
+    arrays of ``params``, each row-major, in order); J_x (o x m), J_theta (o x p)
+    in numerator layout; for g in R^o, C(g) = sum_k g_k hess y_k over (x, theta),
+    blocks C_xx (m x m), C_xp (m x p), C_pp (p x p). Every method is evaluated at
+    ``self.input``; without parameters there is no param_jacobian or p-block.
+    ``module(X)`` checks X and sets ``input`` and ``output``; ``backward``
+    accumulates into ``grads``; ``cached(key, compute)`` keeps a value per input.
     """
 
     #: the input width m, or None for "any width" (activations)
@@ -54,8 +49,7 @@ class Module(Cached):
         """Jacobian-vector product: dY = J_x dx + J_theta dtheta per sample, (B, o).
         dX: (B, m) or None (zero); dparams: arrays shaped like the parameters, or
         None (zero)."""
-        if not self._gives("input_jacobian"):
-            raise NotImplementedError(f"{type(self).__name__}.jvp: {FIRST_ORDER}")
+        self._need("jvp", "input_jacobian")
         dY = np.zeros(self.output.shape)
         if dX is not None:
             dY += np.einsum("bom,bm->bo", self._jx(), dX)
@@ -66,8 +60,7 @@ class Module(Cached):
     def input_jacobian(self):
         """J_x per sample: (B, o, m), J[b, i, j] = d y_bi / d x_bj.
         Default: m forward-mode products, J_x e_j = jvp(e_j)."""
-        if not self._gives("jvp"):
-            raise NotImplementedError(f"{type(self).__name__}.input_jacobian: {FIRST_ORDER}")
+        self._need("input_jacobian", "jvp")
         return self.cached("input_jacobian", lambda: self._columns(
             lambda j: returned(self, "jvp", self.output.shape, self._unit_input(j), None),
             self.input.shape[1]))
@@ -77,8 +70,7 @@ class Module(Cached):
         Default: p forward-mode products, J_theta e_q = jvp(None, e_q)."""
         if not self.num_params:
             return np.zeros(self.output.shape + (0,))
-        if not self._gives("jvp"):
-            raise NotImplementedError(f"{type(self).__name__}.param_jacobian: {FIRST_ORDER}")
+        self._need("param_jacobian", "jvp")
         return self.cached("param_jacobian", lambda: self._columns(
             lambda q: returned(self, "jvp", self.output.shape, None, self._unit_params(q)),
             self.num_params))
@@ -88,8 +80,7 @@ class Module(Cached):
         (B, m); and C_px dx + C_pp dtheta summed over the batch, one array per
         parameter). The term that turns a Gauss-Newton-vector product into a
         Hessian-vector product."""
-        if not any(self._gives(name) for name in ("curvature_xx", "curvature_xp", "curvature_pp")):
-            raise NotImplementedError(f"{type(self).__name__}.curvature_vp: {SECOND_ORDER}")
+        self._need("curvature_vp", "curvature_xx", "curvature_xp", "curvature_pp")
         (B, m), p = self.input.shape, self.num_params
         Cxx = returned(self, "curvature_xx", {(B, m, m), None}, G)
         Cxp = returned(self, "curvature_xp", {(B, m, p), None}, G)
@@ -109,8 +100,7 @@ class Module(Cached):
     def curvature_xx(self, G):
         """C_xx = sum_k g_k d^2 y_k / dx dx^T per sample: (B, m, m), or None for zero.
         Default: m products, C_xx e_j = curvature_vp(G, e_j)[0]."""
-        if not self._gives("curvature_vp"):
-            raise NotImplementedError(f"{type(self).__name__}.curvature_xx: {SECOND_ORDER}")
+        self._need("curvature_xx", "curvature_vp")
         return self._columns(lambda j: self._cvp(G, self._unit_input(j), None)[0],
                              self.input.shape[1])
 
@@ -118,8 +108,7 @@ class Module(Cached):
         """C_xp = sum_k g_k d^2 y_k / dx dtheta^T per sample: (B, m, p), or None."""
         if not self.num_params:
             return None
-        if not self._gives("curvature_vp"):
-            raise NotImplementedError(f"{type(self).__name__}.curvature_xp: {SECOND_ORDER}")
+        self._need("curvature_xp", "curvature_vp")
         return self._columns(lambda q: self._cvp(G, None, self._unit_params(q))[0],
                              self.num_params)
 
@@ -127,8 +116,7 @@ class Module(Cached):
         """C_pp = sum_b sum_k g_bk d^2 y_bk / dtheta dtheta^T: (p, p), or None."""
         if not self.num_params:
             return None
-        if not self._gives("curvature_vp"):
-            raise NotImplementedError(f"{type(self).__name__}.curvature_pp: {SECOND_ORDER}")
+        self._need("curvature_pp", "curvature_vp")
         return self._columns(lambda q: flatten(self._cvp(G, None, self._unit_params(q))[1]),
                              self.num_params)
 
@@ -188,8 +176,7 @@ class Module(Cached):
         """Y = forward(X) for X (B, m), checked: remembers ``input`` and ``output``."""
         return self._checked_output(self._run(as_batch(X, self, self.in_features)))
 
-    def _checked_output(self, Y):
-        """Y, or a ValueError when it has a NaN or an infinity."""
+    def _checked_output(self, Y):                   # Y, or a ValueError at a NaN or an inf
         return finite_result(Y, self, "output")
 
     def _run(self, X):
@@ -218,8 +205,7 @@ class Module(Cached):
     @property
     def output(self):
         """The last output Y (B, o)."""
-        self.input                                   # the same error before any call
-        return self._output
+        return self._output if self.input is not None else None   # input: the same error
 
     def parameters(self):
         """The parameter arrays, in flattening order."""
@@ -234,9 +220,12 @@ class Module(Cached):
         for name, P in self.params.items():
             self.grads[name] = np.zeros_like(P)
 
-    def _gives(self, name):
-        """True when the module's class defines the method ``name`` (not Module's default)."""
-        return getattr(type(self), name) is not getattr(Module, name)
+    def _need(self, method, *given):
+        """NotImplementedError naming the methods to write for ``method``, unless the
+        module's class defines one of ``given`` (not Module's default)."""
+        if all(getattr(type(self), name) is getattr(Module, name) for name in given):
+            route = SECOND_ORDER if "curvature" in method else FIRST_ORDER
+            raise NotImplementedError(f"{type(self).__name__}.{method}: {route}")
 
     def _jx(self):
         """input_jacobian(), checked: (B, o, m)."""
@@ -256,15 +245,11 @@ class Module(Cached):
 
     def _unit_params(self, q):
         """The parameter tangent e_q, shaped like the parameters."""
-        e = np.zeros(self.num_params)
-        e[q] = 1.0
-        return unflatten(e, self.parameters())
+        return unflatten(np.eye(1, self.num_params, q)[0], self.parameters())
 
     def _unit_input(self, j):
         """The input tangent with ones in column j: (B, m)."""
-        E = np.zeros_like(self.input)
-        E[:, j] = 1.0
-        return E
+        return np.repeat(np.eye(1, self.input.shape[1], j), len(self.input), axis=0)
 
     def __repr__(self):
         return f"{type(self).__name__}()"

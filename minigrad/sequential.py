@@ -4,8 +4,7 @@ of any model with its parameters checked."""
 import numpy as np
 
 from ._validate import first_nonfinite
-from .chain import (gradient, hessian_blocks, hessian_vp, pull_input, pull_params,
-                    pull_params_sum, push, split_params)
+from .chain import gradient, hessian_blocks, hessian_vp, pull_input, pull_params, push, split_params
 from .module import Module, unflatten
 
 __all__ = ["Sequential", "leaves_of"]
@@ -129,9 +128,6 @@ class Sequential(Module):
     def vjp_params_many(self, A):
         return pull_params(self.modules, A)
 
-    def vjp_params_sum(self, A):
-        return pull_params_sum(self.modules, A)
-
     def input_jacobian(self):
         return self.vjp_input_many(self._identity_rows())
 
@@ -141,9 +137,6 @@ class Sequential(Module):
     def _identity_rows(self):
         o = self.output.shape[1]
         return np.broadcast_to(np.eye(o), (len(self.input), o, o))
-
-    def gram_params(self, H):
-        return hessian_blocks(self.modules, None, H)[0]
 
     def _curvature(self, G):
         """(C_pp, C_xp, C_xx) of the whole chain, computed once per input and G."""

@@ -77,6 +77,8 @@ def test_check_module_tells_wrong_shape_and_raised_from_not_implemented():
             raise RuntimeError("oops")
     wrong, raised = str(check_module(Scale(bad="jvp"), X)), str(check_module(Raises(), X))
     assert "jvp                vs finite-d  wrong shape (" in wrong and "not implemented" not in wrong
+    array = str(check_module(Scale(bad="array"), X))        # same numbers, but not a list
+    assert "curvature_vp       vs finite-d  wrong shape (ShapeError: Scale().curvature_vp" in array
     assert "curvature_vp       vs finite-d  raised (RuntimeError: oops)" in raised
     assert "not implemented" not in raised
 

@@ -6,13 +6,12 @@ __all__ = ["Cached", "diagonal", "flatten", "unflatten"]
 
 
 def flatten(arrays):
-    """The arrays, each flattened row-major, one after another: (sum of sizes,)."""
+    """The arrays flattened row-major, one after another: (sum of sizes,)."""
     return np.concatenate([np.ravel(a) for a in arrays]) if arrays else np.zeros(0)
 
 
 def unflatten(v, like):
-    """Split the vector v into arrays shaped like the arrays ``like`` (the inverse
-    of ``flatten``)."""
+    """v split into arrays shaped like those of ``like`` (the inverse of flatten)."""
     out, k = [], 0
     for P in like:
         out.append(v[k:k + P.size].reshape(P.shape))
@@ -21,9 +20,8 @@ def unflatten(v, like):
 
 
 def diagonal(D, add_to=None):
-    """Per-sample diagonal matrices diag(d_b) from D (B, o): (B, o, o), or D added
-    to the diagonals of ``add_to`` (B, o, o) in place. The diagonal is set, never
-    multiplied by an identity (inf * 0 would be NaN)."""
+    """diag(d_b) per sample from D (B, o): (B, o, o), or D added in place to the
+    diagonals of ``add_to`` (B, o, o); never a product with I (inf * 0 is NaN)."""
     M = np.zeros(D.shape + D.shape[1:]) if add_to is None else add_to
     i = np.arange(D.shape[1])
     M[:, i, i] += D
@@ -31,8 +29,7 @@ def diagonal(D, add_to=None):
 
 
 class Cached:
-    """One cache for modules and losses: ``cached(key, compute)`` runs compute()
-    once per call of the object; each call starts with an empty cache."""
+    """``cached(key, compute)`` runs compute() once per call of the module or loss."""
 
     def cached(self, key, compute):
         memo = self.__dict__.setdefault("_memo", {})

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ._arrays import diagonal
+from ._validate import returned
 from .module import Module
 
 __all__ = ["Elementwise", "Identity", "Tanh", "Sigmoid", "ReLU", "Softmax",
@@ -9,22 +10,19 @@ __all__ = ["Elementwise", "Identity", "Tanh", "Sigmoid", "ReLU", "Softmax",
 
 
 class Elementwise(Module):
-    """y_i = f(x_i). A subclass defines ``f``, ``df`` (f') and ``d2f`` (f'').
-
-    Per sample the Jacobian is diagonal, J_x = diag(f'(x)), so a VJP or a JVP
-    scales by f'; the curvature is diagonal too: C_xx(g) = diag(g * f''(x)).
-    There are no parameters, so there are no p-blocks. When f' and f'' are
-    simplest through y = f(x) (tanh: f' = 1 - y^2), ``f_at(x)`` gives y without
-    computing f again at the last input.
+    """y_i = f(x_i). A subclass defines ``f``, ``df`` (f') and ``d2f`` (f''), each
+    (B, m) -> (B, m). Per sample J_x = diag(f'(x)), so a VJP or a JVP scales by f';
+    C_xx(g) = diag(g * f''(x)); no parameters. ``f_at(x)`` gives y = f(x) without
+    a second f at the last input, for f', f'' simplest through y (tanh: 1 - y^2).
     """
 
-    def f(self, x):
+    def f(self, x):                                  # y = f(x)
         raise NotImplementedError(f"{type(self).__name__}.f")
 
-    def df(self, x):
+    def df(self, x):                                 # f'(x)
         raise NotImplementedError(f"{type(self).__name__}.df")
 
-    def d2f(self, x):
+    def d2f(self, x):                                # f''(x)
         raise NotImplementedError(f"{type(self).__name__}.d2f")
 
     def forward(self, X):
@@ -37,11 +35,11 @@ class Elementwise(Module):
 
     def slope(self):
         """f'(X) at the last input, computed once per call: (B, m)."""
-        return self.cached("df", lambda: self.df(self.input))
+        return self.cached("df", lambda: returned(self, "df", self.input.shape, self.input))
 
     def bend(self):
         """f''(X) at the last input, computed once per call: (B, m)."""
-        return self.cached("d2f", lambda: self.d2f(self.input))
+        return self.cached("d2f", lambda: returned(self, "d2f", self.input.shape, self.input))
 
     def input_jacobian(self):
         return diagonal(self.slope())

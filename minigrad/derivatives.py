@@ -60,19 +60,15 @@ def dense_chunk(shape, who, per_sample=0, B=1):
         "(or minigrad.operators), or raise the limit")
 
 
-def model_and_loss(model, loss, who):
-    """The model's leaves, after checking the model and that loss is a Loss."""
+def model_and_loss(model, loss, who, X=None, T=None):
+    """The model's leaves, after checking the model and that loss is a Loss; with a
+    batch, the model is run on it and the loss set at its output (``Loss.at``: the
+    derivatives need no loss value)."""
     leaves = leaves_of(model, who)
     if not isinstance(loss, Loss):
         raise ValueError(f"{who}: loss must be a minigrad Loss, got {type(loss).__name__}")
-    return leaves
-
-
-def _forward(model, loss, X, T, who):
-    """Run the model on a checked batch and set the loss at its output (the
-    derivatives need no loss value); returns the leaves."""
-    leaves = model_and_loss(model, loss, who)
-    loss.at(model(X), T)
+    if X is not None:
+        loss.at(model(X), T)
     return leaves
 
 
@@ -96,7 +92,7 @@ def _width(leaves):
 def grad(model, loss, X, T):
     """Gradient of the batch loss w.r.t. all parameters: (n,). Reverse mode,
     one VJP per module; the modules' ``grads`` are left untouched."""
-    leaves = _forward(model, loss, X, T, "grad")
+    leaves = model_and_loss(model, loss, "grad", X, T)
     return finite_result(flatten(gradient(leaves, loss.backward())), "grad")
 
 
@@ -112,7 +108,7 @@ def _pulled(model, leaves, who, seed, run):
 def per_sample_grads(model, loss, X, T):
     """Gradients of each sample's own loss l(y_b, t_b): (B, n), one backward
     pass for the whole batch. Their mean is ``grad``."""
-    leaves = _forward(model, loss, X, T, "per_sample_grads")
+    leaves = model_and_loss(model, loss, "per_sample_grads", X, T)
     X, T = model.input, loss.T
     return _pulled(model, leaves, "per_sample_grads",
                    lambda: (loss.backward() * len(loss.Y))[:, None, :],
@@ -140,7 +136,7 @@ def input_jacobian(model, X):
 
 
 def _hessian(model, loss, X, T, who, residual):
-    leaves = _forward(model, loss, X, T, who)
+    leaves = model_and_loss(model, loss, who, X, T)
     n, p, w = model.num_params, max(mod.num_params for mod in leaves), _width(leaves)
     out, X, T = np.zeros((n, n)), model.input, loss.T
     for _ in _chunks(len(X), who, out.shape, 4 * w * (w + n) + 2 * w * p,
@@ -165,7 +161,7 @@ def gauss_newton(model, loss, X, T):
 
 
 def _product(model, loss, X, T, v, who, residual):
-    leaves = _forward(model, loss, X, T, who)
+    leaves = model_and_loss(model, loss, who, X, T)
     params = model.parameters()
     v = as_vector(v, sum(P.size for P in params), who)
     G = loss.backward() if residual else None

@@ -1,23 +1,19 @@
 """Curvature at scale: the Hessian and Gauss-Newton matrix as linear operators, the
 empirical Fisher, K-FAC's Kronecker factors, and the stochastic estimates of a spectrum.
 
-n is the number of parameters of the model (flattened in module order, each array
-row-major), B the batch size, o the model's output width. Every quantity is that of the
-batch loss C(w) = (1/B) sum_b l(y_b, t_b), evaluated at the model's parameters at the
-moment of the product. The operators never form an n x n matrix: a product costs a few
-gradients (``minigrad.hvp``, ``minigrad.ggn_vp``), so they work for n in the hundreds of
-thousands, where ``minigrad.hessian`` and ``minigrad.gauss_newton`` refuse.
-
-The estimators follow Hutchinson (1989) for the trace, Lanczos with full
-reorthogonalisation for the tridiagonal matrix, and Golub and Meurant's Gauss quadrature
-(stochastic Lanczos quadrature, as in Ghorbani et al. 2019 and Yao et al. 2020) for the
-spectral density.
+n is the number of parameters (module order, row-major), B the batch size, o the output
+width; every quantity is that of the batch loss C(w) = (1/B) sum_b l(y_b, t_b) at the
+parameters of the moment. An operator never forms an n x n matrix: a product costs a few
+gradients (``minigrad.hvp``, ``minigrad.ggn_vp``), so it works where ``minigrad.hessian``
+refuses. The estimators: Hutchinson (1989) for the trace, Lanczos with full
+reorthogonalisation, and stochastic Lanczos quadrature (Golub and Meurant's Gauss
+quadrature, as in Ghorbani et al. 2019) for the spectral density.
 """
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 from ._validate import _as_array, generator
-from .derivatives import (dense_chunk, ggn_vp, grad, hvp, input_jacobian, model_and_loss,
+from .derivatives import (dense_chunk, ggn_vp, hvp, input_jacobian, model_and_loss,
                           parameters_to_vector, per_sample_grads)
 from .layers import Linear
 from .sequential import Sequential
@@ -35,9 +31,8 @@ class CurvatureOperator(LinearOperator):
     """
 
     def __init__(self, product, model, loss, X, T, who):
-        model_and_loss(model, loss, who)
-        X, T = np.array(X, dtype=float), np.array(T)
-        grad(model, loss, X, T)                    # checks X and T now, with minigrad's errors
+        model_and_loss(model, loss, who, X, T)     # checks X and T now, with minigrad's errors
+        X, T = model.input.copy(), np.array(T)
         n = parameters_to_vector(model).size
         if n == 0:
             raise ValueError(f"{who}: the model has no parameters")
@@ -127,29 +122,24 @@ def kfac_factors(model, loss, X, T):
         if mod.num_params and not isinstance(mod, Linear):
             raise ValueError(f"kfac_factors: module {k} ({type(mod).__name__}) has parameters "
                              f"but is not a Linear layer")
-    grad(model, loss, X, T)                                # checks X and T
-    acts, a = [], np.array(X, dtype=float)
-    for mod in leaves:                                     # the input of every leaf
-        acts.append(a)
-        a = mod(a)
-    B = a.shape[0]
-    loss(a, T)
+    model_and_loss(model, loss, "kfac_factors", X, T)      # runs the model at X (checked)
+    acts, zs = [mod.input for mod in leaves], [mod.output for mod in leaves]
+    B = len(acts[0])
     H_L = loss.hessian() * B                               # per-sample (B, o, o)
     out, start = [], 0
     for k, mod in enumerate(leaves):
         p = mod.num_params
         if not p:
             continue
-        z = mod(acts[k])                                   # (B, o_l)
         if k + 1 < len(leaves):
-            J = input_jacobian(Sequential(*leaves[k + 1:]), z)       # (B, o, o_l)
+            J = input_jacobian(Sequential(*leaves[k + 1:]), zs[k])   # (B, o, o_l)
             M = J.transpose(0, 2, 1) @ (H_L @ J)                      # J^T H_L J per sample
         else:
             M = H_L
         abar = np.hstack([acts[k], np.ones((B, 1))])
         out.append((start, start + p, abar.T @ abar / B, M.mean(axis=0), acts[k], M))
         start += p
-    model(np.array(X, dtype=float))                        # leave the model at the batch X
+    model(acts[0])                                         # leave the model at the batch X
     return out
 
 

@@ -1,10 +1,8 @@
-"""Checks at the door: each public entry point validates its arrays here once,
-so a wrong shape or a NaN is reported by name instead of deep inside numpy; and
+"""Checks at the door: each public entry point validates its arrays here once, and
 each value a module or loss returns to the chain rule is checked where it is used
-(``returned``), naming the method, the shape expected and the one received.
-
-``who`` names the caller in a message: a function's name, or the module or
-loss itself (its repr, worked out only when there is an error to report)."""
+(``returned``), so an error names the culprit instead of failing deep in numpy.
+``who`` names the caller: a function's name, or the module or loss (its repr,
+worked out only for an error)."""
 import math
 import numbers
 

@@ -1,10 +1,7 @@
-"""The chain rule over a list of leaf modules, written once: the derivatives of a
-whole model (``minigrad.derivatives``) and the protocol methods of a
-``Sequential`` both call these functions, which call only the protocol methods
-of the leaves and check each value a leaf returns where it is used.
-
-Notation: n parameters of the chain in module order; a leaf maps x (B, m) to
-z (B, o) with p parameters of its own; A holds k row vectors per sample, (B, k, o).
+"""The chain rule over a list of leaf modules, written once: ``minigrad.derivatives``
+and ``Sequential`` both call it; it calls only the leaves' protocol methods and
+checks each value a leaf returns where it is used. n parameters in module order;
+a leaf maps x (B, m) to z (B, o) with p parameters; A: k rows per sample (B, k, o).
 """
 import numpy as np
 

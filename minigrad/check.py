@@ -1,18 +1,12 @@
 """Check a module's or a loss's derivatives against central finite differences
-and, when a reference function is given, against autograd.
+and, given a reference function, autograd: every protocol method, each curvature
+block included, with its largest error and where (as ``torch.autograd.gradcheck``):
 
-Every method of the protocol is compared, each block of the curvature included,
-and each comparison reports its largest error and where it is (as
-``torch.autograd.gradcheck`` does); a learner checks a new module in one call::
+    print(check_module(MyActivation(), X))   # a line per method: OK, FAILED, ...
 
-    report = check_module(MyActivation(), X)
-    print(report)            # one line per method, OK, FAILED or not implemented yet
-    assert report.ok
-
-A method the module does not give is derived from the ones it gives and checked
-as such; when it cannot be derived, it is reported "not implemented yet"; a method
-that returns the wrong shape is reported "wrong shape" and one that raises
-"raised"; none of these is OK.
+A method the module does not give is checked as derived from those it gives; one
+that cannot be derived is "not implemented yet", one that returns the wrong shape
+"wrong shape", one that raises "raised"; none of these is OK.
 """
 from dataclasses import dataclass, field
 

@@ -1,13 +1,11 @@
 """Exact derivatives of a model and a loss on a batch.
 
-n is the number of parameters of the whole model (flattened in module order,
-each array row-major), o its output width, m its input width. The loss is the
-mean over the batch, so every quantity below is of that mean. Each function
-checks its arguments once, runs the model, and then calls only the protocol
-methods of its modules, through the chain rule of ``minigrad.chain``.
-A result with a NaN or an infinity is reported, never returned. A dense result
-and the intermediates that build it stay within ``DENSE_LIMIT_BYTES``: the
-batch is taken in chunks when that is enough, else the function refuses.
+n: the model's parameters (module order, row-major), o its output width, m its
+input width; every quantity is of the batch mean. Each function checks its
+arguments once, runs the model, then calls only its modules' protocol methods
+through ``minigrad.chain``; a NaN or an infinity in a result is reported, never
+returned. A dense result and its intermediates stay within DENSE_LIMIT_BYTES
+(in chunks of the batch when that is enough, else a refusal).
 """
 import numpy as np
 
@@ -23,9 +21,8 @@ __all__ = [
     "DENSE_LIMIT_BYTES", "dense_chunk", "model_and_loss",
 ]
 
-#: the most memory, in bytes, a dense function (hessian, gauss_newton, jacobian,
-#: input_jacobian, per_sample_grads, and the dense operators) uses for its result
-#: and intermediates; beyond it they refuse and point at the matrix-free products
+#: the most memory (bytes) a dense function (hessian, gauss_newton, jacobian, input_jacobian,
+#: per_sample_grads, the dense operators) takes for its result and intermediates
 DENSE_LIMIT_BYTES = 2 * 1024 ** 3
 
 

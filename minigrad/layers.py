@@ -1,18 +1,10 @@
 """The linear layer, whose Jacobian has Kronecker structure."""
-import numbers
-
 import numpy as np
 
-from ._validate import generator
+from ._validate import generator, number
 from .module import Module
 
 __all__ = ["Linear"]
-
-
-def _positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _pairs(n):
@@ -28,18 +20,16 @@ class Linear(Module):
     """y = W x + b per sample, so Y = X W^T + b for a batch (as torch.nn.Linear).
 
     W: (o, m), b: (o,); the parameters flatten as [W row-major, b], p = o m + o.
-    Per sample J_x = W and J_theta = [I_o kron x^T, I_o] (o x p): the weight
-    column (i, j) is e_i x_j. The products below use that structure instead of
-    building J_theta; for example the Gram block sum_b J^T H_b J has the W-W
-    block sum_b H_b kron x_b x_b^T, one matrix product over the batch.
-    The layer is linear in x and in theta separately, so its only curvature is
-    the cross term d^2 y_i / dx_j dW_kl = delta_ik delta_jl (the block C_xp).
+    Per sample J_x = W and J_theta = [I_o kron x^T, I_o] (o x p), used as such by
+    the products below (the Gram block's W-W part is sum_b H_b kron x_b x_b^T).
+    Linear in x and in theta separately, its only curvature is the cross term
+    d^2 y_i / dx_j dW_kl = delta_ik delta_jl (the block C_xp).
     """
 
     def __init__(self, in_features, out_features, *, rng=None):
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features")
-        self.out_features = _positive_int(out_features, "out_features")
+        self.in_features = number(in_features, "Linear", "in_features", 1, integer=True, low_in=True)
+        self.out_features = number(out_features, "Linear", "out_features", 1, integer=True, low_in=True)
         rng = generator(rng, "Linear")
         bound = 1.0 / np.sqrt(self.in_features)
         self.params["W"] = rng.uniform(-bound, bound, (self.out_features, self.in_features))

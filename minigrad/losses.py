@@ -40,7 +40,7 @@ class Loss(Cached):
 
     def hvp_per_sample(self, Y, T, dY):
         """(d^2 l / dy dy^T) dy per sample: (B, o)."""
-        return np.einsum("bij,bj->bi", self.hess_per_sample(Y, T), dY)
+        return np.einsum("bij,bj->bi", returned(self, "hess_per_sample", Y.shape + Y.shape[1:], Y, T), dY)
 
     def check_output(self, Y):
         """Extra checks on Y (for example, probabilities); raise ValueError."""
@@ -86,12 +86,10 @@ class Loss(Cached):
         self.check_output(Y)
         return self.Y, self.T
 
-    def _last(self):
-        """The Y of the last call, or None."""
-        return getattr(self, "Y", None)
+    Y = T = None                                     # the last call's, once called
 
     def _at(self):
-        if self._last() is None:
+        if self.Y is None:
             raise ValueError(f"{self!r}: call the loss on (Y, T) before asking for derivatives")
         return self.Y, self.T
 
@@ -143,11 +141,11 @@ class SoftmaxCrossEntropy(Loss):
     accepts_labels = True
 
     def _lse(self, Y):
-        return self.cached("lse", lambda: logsumexp(Y)) if Y is self._last() else logsumexp(Y)
+        return self.cached("lse", lambda: logsumexp(Y)) if Y is self.Y else logsumexp(Y)
 
     def _p(self, Y):
         """p = softmax(z) per row: (B, o), from the cached log-sum-exp."""
-        if Y is not self._last():
+        if Y is not self.Y:
             return np.exp(Y - logsumexp(Y)[:, None])
         return self.cached("p", lambda: np.exp(Y - self._lse(Y)[:, None]))
 
@@ -158,7 +156,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def _s(self, T):
         """s = sum_k t_k per sample (B, 1), or 1.0 for class indices."""
-        return self._sum if T is getattr(self, "T", None) else T.sum(axis=1, keepdims=True)
+        return self._sum if T is self.T else T.sum(axis=1, keepdims=True)
 
     def value_per_sample(self, Y, T):
         return np.ravel(self._s(T)) * self._lse(Y) - np.sum(T * Y, axis=1)

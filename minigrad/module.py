@@ -126,8 +126,7 @@ class Module(Cached):
         return np.einsum("bom,bo->bm", self._jx(), G)
 
     def vjp_params(self, G):
-        """Vector-Jacobian product for the parameters, summed over the batch:
-        sum_b J_theta^T g_b, one array per parameter (shaped like it)."""
+        """sum_b J_theta^T g_b for G (B, o): one array per parameter, shaped like it."""
         if not self.num_params:
             return []
         return unflatten(np.einsum("bop,bo->p", self._jt(), G), self.parameters())
@@ -139,13 +138,11 @@ class Module(Cached):
         return returned(self, "vjp_input", self.input.shape, G)
 
     def vjp_input_many(self, A):
-        """k row vectors per sample pulled back to the input, A J_x:
-        A (B, k, o) -> (B, k, m). With A the identity rows this is J_x itself."""
+        """k rows per sample pulled back to the input, A J_x: (B, k, o) -> (B, k, m)."""
         return A @ self._jx()
 
     def vjp_params_many(self, A):
-        """k row vectors per sample pulled back to the parameters, A J_theta:
-        A (B, k, o) -> (B, k, p)."""
+        """k rows per sample pulled back to the parameters, A J_theta: -> (B, k, p)."""
         return A @ self._jt()
 
     def vjp_params_sum(self, A):
@@ -153,24 +150,18 @@ class Module(Cached):
         return self.vjp_params_many(A).sum(axis=0)
 
     def gram_params(self, H):
-        """sum_b J_theta^T H_b J_theta for symmetric H (B, o, o): (p, p), this
-        module's diagonal block of a Gauss-Newton matrix."""
-        J = self._jt()
-        return np.einsum("bop,boq->pq", J, H @ J)
+        """sum_b J_theta^T H_b J_theta for symmetric H (B, o, o): (p, p), the Gram block."""
+        return np.einsum("bop,boq->pq", self._jt(), H @ self._jt())
 
     # ------------------------------------------ derived: second order
     def backward_second(self, G, H):
-        """Carry the gradient and Hessian of a scalar loss from the output back to
-        the input. G: (B, o) and H: (B, o, o), per sample. Returns (G_X, H_X),
-        G_X = J_x^T g and H_X = J_x^T H J_x + C_xx(g), the composition formula
-        (``compose``, the step the whole-model Hessian takes at every module)."""
+        """The gradient G (B, o) and Hessian H (B, o, o) of a scalar loss carried from
+        the output to the input: (J_x^T g, J_x^T H J_x + C_xx(g)), by ``compose``."""
         return compose(self, G, H)[:2]
 
     # ----------------------------------------------------------- bookkeeping
     def __init__(self):
-        self.params = {}
-        self.grads = {}
-        self._input = self._output = None
+        self.params, self.grads, self._input, self._output = {}, {}, None, None
 
     def __call__(self, X):
         """Y = forward(X) for X (B, m), checked: remembers ``input`` and ``output``."""
@@ -256,11 +247,11 @@ class Module(Cached):
 
 
 def compose(mod, G, H):
-    """The composition formula at one module, written once: from the gradient G
-    (B, o) and Hessian H (B, o, o, symmetric) of a scalar loss at its output,
-    returns (G_X, H_X, HJ): G_X = J_x^T g (B, m), H_X = J_x^T H J_x + C_xx(g)
-    (B, m, m) and HJ = H J_x (B, o, m). G = None gives the Gauss-Newton part
-    alone (G_X None, no C_xx). Used by ``backward_second`` and ``hessian``."""
+    """The composition formula at one module, the one home of the step that
+    ``backward_second`` and the whole-model Hessian take: from G (B, o) and H
+    (B, o, o, symmetric) at the output, (G_X, H_X, HJ) with G_X = J_x^T g (B, m),
+    H_X = J_x^T H J_x + C_xx(g) (B, m, m), HJ = H J_x (B, o, m); G = None: the
+    Gauss-Newton part alone (G_X None, no C_xx)."""
     (B, m), o = mod.input.shape, H.shape[1]
     HJ = returned(mod, "vjp_input_many", (B, o, m), H)
     HX = returned(mod, "vjp_input_many", (B, m, m), HJ.transpose(0, 2, 1))

@@ -23,11 +23,9 @@ __all__ = ["CurvatureOperator", "hessian_operator", "ggn_operator", "empirical_f
 
 
 class CurvatureOperator(LinearOperator):
-    """A symmetric (n, n) float64 operator v -> product(model, loss, X, T, v).
-
-    ``matvec`` takes (n,) or (n, 1); ``matmat`` takes (n, k) and applies the product to
-    each column. ``products`` counts the vectors multiplied so far (an iterative method's
-    cost). The batch X, T is copied; the parameters are read at every product.
+    """A symmetric (n, n) float64 operator v -> product(model, loss, X, T, v): ``matvec``
+    (n,) or (n, 1), ``matmat`` (n, k) column by column, real and unmasked; ``products``
+    counts the vectors multiplied. X, T are copied; the parameters read at each product.
     """
 
     def __init__(self, product, model, loss, X, T, who):
@@ -103,13 +101,11 @@ def empirical_fisher(model, loss, X, T):
 def kfac_factors(model, loss, X, T):
     """K-FAC's Kronecker factors of the Gauss-Newton matrix, one pair per Linear layer.
 
-    For a Linear layer z = a W^T + b (W (o_l, m_l)), sample b's Jacobian w.r.t. its
-    parameters [W row-major, b] is [I (x) a_b^T, I], so the layer's exact Gauss-Newton
-    block is (1/B) sum_b M_b (x) abar_b abar_b^T (up to the order of the bias entries,
-    see ``kron_block``), with abar_b = [a_b; 1] (m_l + 1,) and M_b = J_b^T H_L,b J_b
-    (o_l, o_l) the Gauss-Newton matrix of the rest of the network at z_b (J_b the
-    Jacobian of the model's output w.r.t. z_b). K-FAC (Martens and Grosse 2015)
-    replaces the mean of Kronecker products by the Kronecker product of means:
+    For a Linear layer z = a W^T + b (W (o_l, m_l)), sample b's Jacobian for [W row-major,
+    b] is [I (x) a_b^T, I], so the layer's exact Gauss-Newton block is (1/B) sum_b M_b (x)
+    abar_b abar_b^T (bias entries ordered as in ``kron_block``), abar_b = [a_b; 1] and
+    M_b = J_b^T H_L,b J_b (o_l, o_l), J_b the Jacobian of the output w.r.t. z_b. K-FAC
+    (Martens and Grosse 2015) takes the Kronecker product of the means instead:
 
         S = (1/B) sum_b M_b (o_l, o_l),   A = (1/B) sum_b abar_b abar_b^T (m_l+1, m_l+1).
 
@@ -230,10 +226,9 @@ def spectral_density(op, grid, k, num_runs, sigma, rng=0):
     """Stochastic Lanczos quadrature estimate of the spectral density of a symmetric
     (n, n) operator A on ``grid`` (g,): phi(t) = (1/n) sum_i N(t; lambda_i, sigma^2).
 
-    Each run draws v ~ N(0, I), runs k Lanczos steps and eigen-decomposes T = U diag(theta) U^T;
-    the nodes theta_j with weights U_1j^2 are a Gauss quadrature of v^T f(A) v / |v|^2, exact
-    for polynomials f of degree < 2k. The density is the mean over runs of
-    sum_j U_1j^2 N(t; theta_j, sigma^2). Returns (g,); it integrates to about 1."""
+    Each run draws v ~ N(0, I), runs k Lanczos steps, T = U diag(theta) U^T: the nodes
+    theta_j, weights U_1j^2 are a Gauss quadrature of v^T f(A) v / |v|^2 (exact for degree
+    < 2k). The density, (g,), is the runs' mean of sum_j U_1j^2 N(t; theta_j, sigma^2)."""
     grid = np.asarray(grid, dtype=float)
     if grid.ndim != 1 or not sigma > 0 or int(num_runs) != num_runs or num_runs < 1:
         raise ValueError(f"spectral_density: grid must be 1-D, sigma > 0 and num_runs >= 1, got "

@@ -33,12 +33,10 @@ __all__ = ["COST", "CG_TOL", "PROGRESS_EPS", "cg", "progress_stalled", "diagonal
            "lm_update", "backtrack", "adam_update", "SGD", "Adam", "HessianFree", "Newton", "run",
            "progress_default"]
 
-#: cost of one call per sample, in gradients (a forward and a backward pass = 1):
-#: a loss value is a forward pass; a Gauss-Newton-vector product a forward pass of
-#: tangents and a backward pass on top of the forward pass (Martens: about two
-#: gradients); the squared per-sample gradients of the preconditioner come out of
-#: one backward pass in a framework that keeps them (minigrad's own
-#: ``per_sample_grads`` stores the (B, n) matrix and is slower).
+#: cost of one call per sample, in gradients (a forward and a backward pass = 1): a value
+#: is a forward pass; a Gauss-Newton-vector product adds tangents forward and a backward
+#: pass (Martens: about two); the preconditioner's squared per-sample gradients come out
+#: of one backward pass in a framework that keeps them (minigrad's are slower).
 COST = {"value": 0.5, "grad": 1.0, "ggn_vp": 2.0, "diagonal": 1.0}
 #: relative residual ||b - A x|| / ||b|| at which ``cg`` stops at the latest
 CG_TOL = 1e-10
@@ -60,20 +58,14 @@ def progress_stalled(phi, eps=PROGRESS_EPS):
 
 
 def cg(matvec, b, x0=None, precond=None, maxiter=None, tol=CG_TOL, eps=None):
-    """Solve A x = b by (preconditioned) conjugate gradients; A symmetric, seen
-    only through ``matvec(v)`` = A v: (n,) -> (n,). ``b``: (n,).
-
-    ``x0`` warm-starts it (zeros by default). ``precond`` is the diagonal
-    M (n,) of a preconditioner: CG then works on M^(-1/2) A M^(-1/2), which
-    converges faster when M captures the scale of A's diagonal. It stops when
-    ||b - A x|| <= tol ||b||, after ``maxiter`` products (default n), when
-    p^T A p <= 0 (negative curvature: the iterate so far is returned), or, if
-    ``eps`` is given, when ``progress_stalled(phi, eps)`` on the values phi of
-    q(x) = x^T A x / 2 - b^T x.
-
-    Returns (x (n,), info): ``iterations``, ``residual`` (relative),
-    ``converged``, ``negative_curvature``, ``Ax`` (A x, kept up to date
-    without an extra product) and ``phi`` (q at every iterate).
+    """Solve A x = b (b (n,)) by preconditioned conjugate gradients; A symmetric, seen
+    only through ``matvec(v)`` = A v (n,), which must be finite. ``x0`` warm-starts it
+    (default zeros); ``precond``, a diagonal M (n,) > 0, makes CG work on M^(-1/2) A
+    M^(-1/2). It stops at ||b - A x|| <= tol ||b||, after ``maxiter`` products (default
+    n), at p^T A p <= 0 (negative curvature: the iterate so far is returned), or, with
+    ``eps``, at ``progress_stalled(phi, eps)`` on phi, q(x) = x^T A x / 2 - b^T x.
+    Returns (x (n,), info): ``iterations``, ``residual`` (relative), ``converged``,
+    ``negative_curvature``, ``Ax`` (A x, kept without an extra product), ``phi``.
     """
     b = np.asarray(b, dtype=np.float64)
     if b.ndim != 1 or b.size == 0 or not np.all(np.isfinite(b)):
@@ -233,15 +225,12 @@ class Adam(_Optimizer):
 
 
 class _Damped(_Optimizer):
-    """The Levenberg-Marquardt loop both second-order methods share.
-
-    The step d minimises the damped quadratic model g^T d + d^T (A + lambda I) d / 2
-    (A = G or H). With the undamped prediction q(d) = g^T d + d^T A d / 2 < 0 and
-    rho = (C(w + d) - C(w)) / q(d), ``lm_update`` adapts lambda (if ``adapt``);
-    ``backtrack`` then shortens d until the decrease is sufficient (if
-    ``line_search``, else d is kept only if the loss fell). A step that finds no
-    decrease, or a d that is not a descent direction (g^T d >= 0), is rejected:
-    w stays.
+    """The Levenberg-Marquardt loop both second-order methods share: d minimises
+    g^T d + d^T (A + lambda I) d / 2 (A = G or H); with q(d) = g^T d + d^T A d / 2 < 0
+    and rho = (C(w + d) - C(w)) / q(d), ``lm_update`` adapts lambda (if ``adapt``),
+    ``backtrack`` shortens d to a sufficient decrease (if ``line_search``, else d is
+    kept only if the loss fell). No decrease, or g^T d >= 0: rejected, w stays.
+    C(w) of the last step is reused only for the same w, X and T (values compared).
     """
 
     def __init__(self, model, loss, damping, adapt, line_search):
@@ -277,15 +266,11 @@ class _Damped(_Optimizer):
 
 
 class HessianFree(_Damped):
-    """Martens' Hessian-free optimisation (2010) with the Gauss-Newton matrix.
-
-    Each step: the gradient g on the whole batch; G on a random curvature
-    mini-batch of ``curvature_batch`` samples (None: the whole batch);
-    (G + lambda I) d = -g solved by ``cg`` with, each switchable for an
-    ablation, a warm start from ``decay`` times the previous d, the
-    ``diagonal_preconditioner``, and the ``progress_stalled`` stop (else CG
-    runs to ``cg_max`` products or CG_TOL); then the ``_Damped`` loop:
-    Levenberg-Marquardt damping and a backtracking line search.
+    """Martens' Hessian-free optimisation (2010) with the Gauss-Newton matrix. Each
+    step: g on the whole batch, G on a random mini-batch of ``curvature_batch``
+    samples (None: all), (G + lambda I) d = -g by ``cg`` with, each switchable, a warm
+    start from ``decay`` times the last d, the ``diagonal_preconditioner`` and the
+    ``progress_stalled`` stop (else ``cg_max`` products or CG_TOL); then ``_Damped``.
     """
 
     def __init__(self, model, loss, damping=1.0, cg_max=50, curvature_batch=None, warm_start=True,
@@ -321,12 +306,10 @@ class HessianFree(_Damped):
 
 
 class Newton(_Damped):
-    """The damped step with the dense Hessian (``curvature="hessian"``) or
-    Gauss-Newton matrix (``"gauss_newton"``) of the whole batch, solved by
-    ``np.linalg.solve``: O(n^2) memory, O(n^3) time, for small models only.
-    Forming the matrix is counted as n Gauss-Newton-vector products (what it
-    costs from products; minigrad's composition formula is faster). H can be
-    indefinite: a step into negative curvature is kept if the loss falls."""
+    """The damped step with the dense Hessian (``curvature="hessian"``) or Gauss-Newton
+    matrix (``"gauss_newton"``) by ``np.linalg.solve``: O(n^2) memory, O(n^3) time.
+    Forming it counts as n Gauss-Newton-vector products. H can be indefinite: a
+    step into negative curvature is kept if the loss falls."""
 
     def __init__(self, model, loss, damping=1.0, curvature="hessian", adapt=True,
                  line_search=True):

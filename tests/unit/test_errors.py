@@ -86,9 +86,9 @@ def test_nll_rejects_negative_probabilities():
 
 
 def test_linear_rejects_bad_sizes():
-    with pytest.raises(ValueError, match=r"Linear: out_features must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"Linear: out_features must be an integer in \[1, inf\), got 0"):
         mg.Linear(3, 0)
-    with pytest.raises(ValueError, match=r"Linear: in_features must be a positive integer, got 2.5"):
+    with pytest.raises(ValueError, match=r"Linear: in_features must be an integer in \[1, inf\), got 2.5"):
         mg.Linear(2.5, 3)
 
 

@@ -131,7 +131,7 @@ def returned(who, method, want, *args):
     parameters), a set {want, None} (None, a zero block, admitted too) or a list
     [want, ...] (a tuple of values). ShapeError naming both otherwise."""
     value = getattr(who, method)(*args)
-    if _fits(value, want, who):
+    if value.__class__ is np.ndarray and value.shape == want or _fits(value, want, who):
         return value
     raise ShapeError(f"{_name(who)}.{method} returned {_describe(value)}, expected "
                      f"{_text(want, who)}")

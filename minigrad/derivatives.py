@@ -95,10 +95,10 @@ def grad(model, loss, X, T):
 
 def _pulled(model, leaves, who, seed, run):
     """The rows seed() (B, k, o) pulled back through the chain, A J: (B, k, n)."""
-    (B, k, o), n = seed().shape, model.num_params
+    (B, k, o), n = (A := seed()).shape, model.num_params
     out = np.empty((B, k, n))
     for rows in _chunks(B, who, out.shape, k * (o + 2 * n + _width(leaves)), run):
-        pull_params(leaves, seed(), out[rows])
+        pull_params(leaves, A if len(model.input) == B else seed(), out[rows])   # A: unchunked
     return finite_result(out, who)
 
 

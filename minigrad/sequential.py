@@ -11,9 +11,9 @@ __all__ = ["Sequential", "leaves_of"]
 
 
 def leaves_of(model, who):
-    """The leaf modules of a model (a Sequential's ``modules``, or [model]), after
-    checking that its parameters are float64 arrays sharing no memory (an integer
-    array would truncate every update; a shared one would count twice)."""
+    """The leaf modules of a model (a Sequential's ``modules``, or [model]); its
+    parameters checked to be float64 arrays (an integer one would truncate every
+    update) that share no memory (a shared one would count twice)."""
     if not isinstance(model, Module):
         raise ValueError(f"{who}: model must be a minigrad Module, got {type(model).__name__}")
     leaves = model.modules if isinstance(model, Sequential) else [model]
@@ -36,13 +36,10 @@ def leaves_of(model, who):
 
 
 class Sequential(Module):
-    """The composition y = f_L(... f_2(f_1(x))): modules applied in order.
-
-    Nested Sequentials are flattened, so ``modules`` lists leaf modules only and
-    the parameters flatten in module order. A Sequential is a module: each
-    protocol method is the chain rule over its leaves (``minigrad.chain``).
-    One module object may appear only once (its input would be overwritten).
-    """
+    """The composition y = f_L(... f_2(f_1(x))): modules applied in order. Nested
+    Sequentials are flattened (``modules``: the leaves; parameters in module order);
+    each protocol method is the chain rule over the leaves (``minigrad.chain``). One
+    module object may appear only once (its input would be overwritten)."""
 
     def __init__(self, *modules):
         self._input = self._output = None

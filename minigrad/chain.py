@@ -3,6 +3,9 @@ and ``Sequential`` both call it; it calls only the leaves' protocol methods and
 checks each value a leaf returns where it is used. n parameters in module order;
 a leaf maps x (B, m) to z (B, o) with p parameters; A: k rows per sample (B, k, o).
 """
+import functools
+import inspect
+
 import numpy as np
 
 from ._validate import returned
@@ -54,6 +57,11 @@ def gradient(leaves, G):
     return grads
 
 
+@functools.lru_cache(maxsize=None)
+def _takes_out(cls):                                # vjp_params_many(A, out=): no copy
+    return "out" in inspect.signature(cls.vjp_params_many).parameters
+
+
 def pull_params(leaves, A, out=None):
     """Rows A (B, k, o) pulled back through the whole chain to the parameters,
     A J per sample: (B, k, n), written into ``out`` when given. With A the
@@ -64,7 +72,10 @@ def pull_params(leaves, A, out=None):
     for i in range(len(leaves) - 1, -1, -1):
         mod, p = leaves[i], leaves[i].num_params
         if p:
-            out[:, :, end - p:end] = returned(mod, "vjp_params_many", (B, k, p), A)
+            view = out[:, :, end - p:end]
+            got = returned(mod, "vjp_params_many", (B, k, p), A, *[view] * _takes_out(type(mod)))
+            if got is not view:
+                view[...] = got
             end -= p
         if i:
             A = returned(mod, "vjp_input_many", (B, k, mod.input.shape[1]), A)

@@ -211,15 +211,11 @@ def _autograd_references(reference, X, params, G):
 
 def check_module(module, X, reference=None, *, rng=0, fd_tol=FD_TOL, fd2_tol=FD2_TOL,
                  autograd_tol=AUTOGRAD_TOL):
-    """Check every method of the protocol a module has, at the batch X (B, m).
-
-    Compared with central finite differences of ``forward`` (tolerance ``fd_tol``,
-    ``fd2_tol`` for second derivatives) and, if ``reference(X, *params) -> Y``
-    is given (written with ``autograd.numpy``), with autograd (``autograd_tol``):
-    the Jacobians, the VJPs and the JVP, the batched products, the Gram block,
-    the three curvature blocks and their product, and ``backward_second``, each
-    at random weights G, tangents and matrices. Returns a CheckReport.
-    """
+    """Check every protocol method of a module at the batch X (B, m) against central
+    differences of ``forward`` (``fd_tol``; ``fd2_tol`` for second derivatives) and, given
+    ``reference(X, *params) -> Y`` in ``autograd.numpy``, autograd (``autograd_tol``):
+    Jacobians, VJPs, JVP, batched products, Gram block, the curvature blocks and their
+    product, ``backward_second``, at random G, tangents and matrices. A CheckReport."""
     rng = generator(rng, "check_module")
     X = as_batch(X, f"check_module({module!r})", module.in_features, name="X")
     Y = module(X)
@@ -287,10 +283,9 @@ def _curvature_products(module, G, dX, dparams):
 # ------------------------------------------------------------------- losses
 def check_loss(loss, Y, T, reference=None, *, eps=EPS, fd_tol=FD_TOL, fd2_tol=FD2_TOL,
                autograd_tol=AUTOGRAD_TOL, rng=0):
-    """Check a loss's gradient (B, o), per-sample Hessians (B, o, o) and
-    Hessian-vector product at (Y, T) against finite differences of its value
-    and, if ``reference(Y, T) -> batch loss`` is given (autograd.numpy, T as
-    float rows), against autograd."""
+    """Check a loss's gradient (B, o), per-sample Hessians (B, o, o) and Hessian-vector
+    product at (Y, T) against finite differences of its value and, given ``reference(Y,
+    T) -> batch loss`` (autograd.numpy, T as float rows), autograd."""
     value = loss(Y, T)
     Y, Trows = loss.Y, loss.T
     (B, o) = Y.shape

@@ -81,8 +81,7 @@ def _chunks(B, who, shape, per_sample, run):
         run(slice(None))
 
 
-def _width(leaves):
-    """The widest input or output of any leaf."""
+def _width(leaves):                                  # the widest input or output of a leaf
     return max(max(mod.input.shape[1], mod.output.shape[1]) for mod in leaves)
 
 

@@ -79,11 +79,11 @@ class Linear(Module):
     def vjp_input_many(self, A):
         return A @ self.W
 
-    def vjp_params_many(self, A):
+    def vjp_params_many(self, A, out=None):
         # row a of A J_theta = [a kron x^T, a]: the W columns (i, j) hold a_i x_j
         X = self.input
         (B, k, o), m = A.shape, X.shape[1]
-        out = np.empty((B, k, o * m + o))
+        out = np.empty((B, k, o * m + o)) if out is None else out
         np.multiply(A[:, :, :, None], X[:, None, None, :], out=out[:, :, :o * m].reshape(B, k, o, m))
         out[:, :, o * m:] = A
         return out

@@ -1,10 +1,7 @@
-"""Losses L(Y, T): a batch of outputs Y (B, o) and targets T to a scalar, the
-mean of the per-sample losses l(y_b, t_b).
-
-A loss gives ``value_per_sample`` (B,), ``grad_per_sample`` (B, o) and
-``hess_per_sample`` (B, o, o), and may give ``hvp_per_sample`` for speed; the
-batch methods (``loss(Y, T)``, ``backward``, ``hessian``, ``hvp``) are those of
-the mean, a factor 1/B, evaluated at the last call.
+"""Losses L(Y, T) = (1/B) sum_b l(y_b, t_b) of outputs Y (B, o) and targets T. A loss
+gives ``value_per_sample`` (B,), ``grad_per_sample`` (B, o), ``hess_per_sample`` (B, o, o)
+and may give ``hvp_per_sample`` for speed; the batch methods (``loss(Y, T)``, ``at``,
+``backward``, ``hessian``, ``hvp``) are those of the mean, at the last call.
 """
 import numpy as np
 
@@ -61,7 +58,9 @@ class Loss(Cached):
                 bad = np.flatnonzero((T < 0) | (T >= o))[0]
                 raise ValueError(f"{self!r}: label {T[bad]} at index {bad} is out of "
                                  f"range for {o} classes (valid: 0 to {o - 1})")
-            return np.eye(o)[T.astype(np.intp, copy=False)]
+            rows = np.zeros((B, o))                            # one-hot: a 1 at (b, t_b)
+            rows.ravel()[np.arange(0, B * o, o) + T.astype(np.intp, copy=False)] = 1.0
+            return rows
         if T.ndim == 1 and o == 1 and T.shape == (B,):
             T = T[:, None]
         if T.shape != (B, o):

@@ -8,6 +8,7 @@
                                    or the blocks curvature_xx(G) (B, m, m),
                                    curvature_xp(G) (B, m, p) and curvature_pp(G) (p, p)
     for speed, optionally          vjp_input, vjp_params and the batched products
+                                   (vjp_params_many may take out=, to write in place)
 
 Every other method, and every derivative of a whole model, follows from those; a
 value a method returns is checked where the chain rule uses it (its shape, named
@@ -141,9 +142,10 @@ class Module(Cached):
         """k rows per sample pulled back to the input, A J_x: (B, k, o) -> (B, k, m)."""
         return A @ self._jx()
 
-    def vjp_params_many(self, A):
-        """k rows per sample pulled back to the parameters, A J_theta: -> (B, k, p)."""
-        return A @ self._jt()
+    def vjp_params_many(self, A, out=None):
+        """k rows per sample pulled back to the parameters, A J_theta: -> (B, k, p),
+        written into ``out`` (B, k, p) when given (the chain then copies nothing)."""
+        return np.matmul(A, self._jt(), out=out)
 
     def vjp_params_sum(self, A):
         """sum_b A_b J_theta: A (B, k, o) -> (k, p)."""

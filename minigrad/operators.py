@@ -189,13 +189,11 @@ def hutchinson_trace(op, num_samples, rng=0):
 
 
 def lanczos(op, k, v0=None, rng=0):
-    """k steps of Lanczos on a symmetric (n, n) operator A, fully reorthogonalised.
-
-    From q_1 = v0 / |v0| (v0 (n,), random normal when None) builds orthonormal
-    Q = [q_1 .. q_k] (n, k) with Q^T A Q = T tridiagonal, diagonal alpha (k,), off-diagonal
-    beta (k-1,). Stops early (shorter alpha) when the Krylov space is exhausted. Returns
-    (alpha, beta, Q). The eigenvalues of T (Ritz values) approach A's extreme eigenvalues
-    first; k products of A, memory n k."""
+    """k steps of Lanczos on a symmetric (n, n) operator A, fully reorthogonalised: from
+    q_1 = v0 / |v0| (v0 (n,), random normal when None), orthonormal Q = [q_1 .. q_k] (n, k)
+    with Q^T A Q = T tridiagonal, diagonal alpha (k,), off-diagonal beta (k-1,); shorter
+    when the Krylov space is exhausted. Returns (alpha, beta, Q). T's eigenvalues approach
+    A's extreme ones first; k products of A, memory n k."""
     op = _as_operator(op, "lanczos")
     n = op.shape[0]
     if int(k) != k or not 1 <= k <= n:

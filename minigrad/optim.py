@@ -327,20 +327,16 @@ class Newton(_Damped):
 
 
 def progress_default():
-    """Whether ``run`` shows a progress bar by default: yes, unless under pytest
-    (nbval) or with MINIGRAD_PROGRESS=0 in the environment, where outputs are
-    stored or compared and a bar would change them on every run."""
+    """Whether ``run`` shows a progress bar by default: not under pytest (nbval) or with
+    MINIGRAD_PROGRESS=0, where stored outputs would change on every run."""
     return os.environ.get("MINIGRAD_PROGRESS", "1") != "0" and "PYTEST_VERSION" not in os.environ
 
 
 def run(optimizer, X, T, budget, record=None, points=50, progress=None, desc=None):
-    """Train with ``optimizer.step(X, T)`` until it has used ``budget``
-    gradient passes; return a dict of arrays, one entry per record point
-    (the start, then whenever another budget / ``points`` passes are done, and
-    the end): ``passes``, ``seconds`` (of training, records excluded),
-    ``loss`` (training loss) and whatever ``record(model)`` returns (a dict of
-    floats), plus ``info``, the list of every step's dict.
-    """
+    """Train with ``optimizer.step(X, T)`` for ``budget`` gradient passes; returns a dict
+    of arrays, one entry per record point (the start, every budget / ``points`` passes,
+    the end): ``passes``, ``seconds`` (training only), ``loss`` and whatever
+    ``record(model)`` returns (floats), plus ``info``, the list of every step's dict."""
     number(budget, "run", "budget")
     number(points, "run", "points", 1, integer=True, low_in=True)
     if progress is None:

@@ -122,8 +122,8 @@ class Sequential(Module):
     def vjp_input_many(self, A):
         return pull_input(self.modules, A)
 
-    def vjp_params_many(self, A):
-        return pull_params(self.modules, A)
+    def vjp_params_many(self, A, out=None):
+        return pull_params(self.modules, A, out)
 
     def input_jacobian(self):
         return self.vjp_input_many(self._identity_rows())
@@ -132,8 +132,7 @@ class Sequential(Module):
         return self.vjp_params_many(self._identity_rows())
 
     def _identity_rows(self):
-        o = self.output.shape[1]
-        return np.broadcast_to(np.eye(o), (len(self.input), o, o))
+        return np.broadcast_to(np.eye(self.output.shape[1]), self.output.shape + self.output.shape[1:])
 
     def _curvature(self, G):
         """(C_pp, C_xp, C_xx) of the whole chain, computed once per input and G."""

@@ -104,8 +104,9 @@ def _fits(value, want, who):
         return isinstance(value, tuple) and len(value) == len(want) and \
             all(_fits(v, w, who) for v, w in zip(value, want))
     if want == "params":
-        return isinstance(value, (list, tuple)) and len(value) == len(who.params) and \
-            all(_fits(v, P.shape, who) for v, P in zip(value, who.parameters()))
+        params = who.parameters()
+        return isinstance(value, (list, tuple)) and len(value) == len(params) and \
+            all(v.__class__ is np.ndarray and v.shape == P.shape for v, P in zip(value, params))
     return isinstance(value, np.ndarray) and value.shape == want
 
 

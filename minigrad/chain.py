@@ -51,7 +51,7 @@ def gradient(leaves, G):
     one array per parameter in module order. G: (B, o) at the output."""
     grads = []
     for k in range(len(leaves) - 1, -1, -1):
-        grads[:0] = returned(leaves[k], "vjp_params", "params", G)
+        grads[:0] = returned(leaves[k], "vjp_params", "params", G) if leaves[k].params else []
         if k:
             G = returned(leaves[k], "vjp_input", leaves[k].input.shape, G)
     return grads
@@ -67,10 +67,10 @@ def pull_params(leaves, A, out=None):
     A J per sample: (B, k, n), written into ``out`` when given. With A the
     identity rows this is the per-sample Jacobian."""
     B, k = A.shape[:2]
-    end = sum(mod.num_params for mod in leaves)
+    end = sum(sizes := [mod.num_params for mod in leaves])
     out = np.empty((B, k, end)) if out is None else out
     for i in range(len(leaves) - 1, -1, -1):
-        mod, p = leaves[i], leaves[i].num_params
+        mod, p = leaves[i], sizes[i]
         if p:
             view = out[:, :, end - p:end]
             got = returned(mod, "vjp_params_many", (B, k, p), A, *[view] * _takes_out(type(mod)))

@@ -42,10 +42,9 @@ def vector_to_parameters(w, model):
 
 
 def dense_chunk(shape, who, per_sample=0, B=1):
-    """How many of the B samples to take at a time so that a float64 result of
-    this shape and ``per_sample`` floats of intermediates per sample fit in
-    DENSE_LIMIT_BYTES (B when all do); ValueError naming the sizes and the way
-    out when the result with one sample does not fit."""
+    """How many of the B samples to take at a time so that a float64 result of this shape
+    and ``per_sample`` floats of intermediates per sample fit in DENSE_LIMIT_BYTES (B when
+    all do); a ValueError naming the sizes and the way out when one sample does not."""
     result, one = 8.0 * np.prod(shape, dtype=np.float64), 8.0 * per_sample
     if result + one <= DENSE_LIMIT_BYTES:
         return int(min(B, (DENSE_LIMIT_BYTES - result) // one)) if one else B
@@ -94,7 +93,7 @@ def grad(model, loss, X, T):
 
 def _pulled(model, leaves, who, seed, run):
     """The rows seed() (B, k, o) pulled back through the chain, A J: (B, k, n)."""
-    (B, k, o), n = (A := seed()).shape, model.num_params
+    (B, k, o), n = (A := seed()).shape, sum(mod.num_params for mod in leaves)
     out = np.empty((B, k, n))
     for rows in _chunks(B, who, out.shape, k * (o + 2 * n + _width(leaves)), run):
         pull_params(leaves, A if len(model.input) == B else seed(), out[rows])   # A: unchunked

@@ -126,7 +126,7 @@ def input_jacobian(model, X):
     """Per-sample Jacobian of the outputs w.r.t. the inputs: (B, o, m)."""
     leaves = leaves_of(model, "input_jacobian")
     Y = model(X)
-    dense_chunk(Y.shape + X.shape[1:2], "input_jacobian", 2 * Y.shape[1] * _width(leaves) * len(Y))
+    dense_chunk(Y.shape + model.input.shape[1:], "input_jacobian", 2 * Y.shape[1] * _width(leaves) * len(Y))
     return finite_result(model.input_jacobian(), "input_jacobian")
 
 

@@ -261,3 +261,7 @@ def test_an_operator_vector_of_the_wrong_length_names_the_shapes():
         op.matvec(np.ones(25))
     with pytest.raises(ValueError, match=r"hessian_operator: matmat expects shape \(26, k\), got \(25, 2\)"):
         op @ np.ones((25, 2))
+
+
+def test_input_jacobian_takes_a_list():
+    assert mg.input_jacobian(mg.Tanh(), [[0.0, 1.0]]).shape == (1, 2, 2)

@@ -83,20 +83,19 @@ def pull_params(leaves, A, out=None):
 
 
 def hessian_blocks(leaves, G, H, need_input=False, out=None):
-    """The Hessian of a scalar loss w.r.t. the parameters (and, if asked, the
-    input) of the chain, from G = dL/dy (B, o) and H = d^2L/dy^2 (B, o, o) at
-    the output; G = None gives the Gauss-Newton matrix (no curvature terms).
-    ``out`` (n, n): H_pp is added to it (a sum over chunks of a batch).
+    """The Hessian of a scalar loss w.r.t. the parameters (and, if asked, the input)
+    of the chain, from G = dL/dy (B, o) and H = d^2L/dy^2 (B, o, o) at the output
+    (G = None: the Gauss-Newton matrix), added into ``out`` (n, n) when given.
+    Returns (H_pp (n, n), H_xp (B, m, n), H_xx (B, m, m)), the last two None unless
+    need_input. Backwards through the leaves, the composition formula on the joint
+    variable (leaf input x, own parameters theta, later parameters w), carrying
+    Hzz = d^2L/dz^2 (B, o, o) and Hwz = d^2L/dw dz (B, P, o):
 
-    Returns (H_pp (n, n), H_xp (B, m, n), H_xx (B, m, m)), the last two None
-    unless need_input. Backwards through the leaves, the composition formula on
-    the joint variable (leaf input x, own parameters theta, later parameters w),
-    carrying Hzz = d^2L/dz^2 (B, o, o) and Hwz = d^2L/dw dz (B, P, o):
         H_thth = sum_b J_th^T Hzz J_th + C_pp,   H_wth = sum_b Hwz J_th,
-        H_xx = J_x^T Hzz J_x + C_xx (``compose``),  H_xth = J_x^T Hzz J_th + C_xp,
-        H_wx = Hwz J_x.
-    Every sum over the batch is a leaf's gram_params or vjp_params_sum, so no
-    n-wide Jacobian and no dense J^T H J is formed.
+        H_xx = J_x^T Hzz J_x + C_xx (compose),  H_xth = J_x^T Hzz J_th + C_xp,  H_wx = Hwz J_x.
+
+    Every sum over the batch is a leaf's gram_params or vjp_params_sum: no n-wide
+    Jacobian and no dense J^T H J is formed.
     """
     n = end = sum(mod.num_params for mod in leaves)
     Hpp = np.zeros((n, n)) if out is None else out
@@ -125,12 +124,12 @@ def hessian_blocks(leaves, G, H, need_input=False, out=None):
 
 
 def hessian_vp(leaves, G, loss_hvp, dX, dparams, need_input=False):
-    """Hessian- (G given) or Gauss-Newton-vector product (G None) by the R-op:
-    push the tangents forward (J v), apply the loss Hessian at the output
-    (``loss_hvp``, or zero when None), then pull back dG = d(dL/dz) together
-    with G, adding each leaf's own curvature C(g)(dx, dtheta):
-        dG_x = J_x^T dG + C_xx dx + C_xp dtheta,
-        H v (theta part) = sum_b J_th^T dG + C_px dx + C_pp dtheta.
+    """Hessian- (G given) or Gauss-Newton-vector product (G None) by the R-op: push the
+    tangents forward (J v), apply the loss Hessian at the output (``loss_hvp``, or zero
+    when None), pull back dG = d(dL/dz) with G, adding each leaf's curvature C(g):
+
+        dG_x = J_x^T dG + C_xx dx + C_xp dtheta,   H v = sum_b J_th^T dG + C_px dx + C_pp dtheta.
+
     Returns (the input part (B, m) or None, the parameter part (n,))."""
     dparams = split_params(leaves, dparams)
     tangents, dY = push(leaves, dX, dparams)

@@ -149,7 +149,7 @@ class Module(Cached):
 
     def vjp_params_sum(self, A):
         """sum_b A_b J_theta: A (B, k, o) -> (k, p)."""
-        return self.vjp_params_many(A).sum(axis=0)
+        return returned(self, "vjp_params_many", A.shape[:2] + (self.num_params,), A).sum(axis=0)
 
     def gram_params(self, H):
         """sum_b J_theta^T H_b J_theta for symmetric H (B, o, o): (p, p), the Gram block."""

@@ -125,7 +125,7 @@ def logsumexp(Z):
     """log sum_k exp(z_k) per row of Z (B, o) -> (B,). Shifted by the row maximum,
     so exp never overflows: stable for logits of any finite size."""
     zmax = Z.max(axis=1)
-    return zmax + np.log(np.sum(np.exp(Z - zmax[:, None]), axis=1))
+    return zmax + np.log(np.exp(Z - zmax[:, None]).sum(axis=1))
 
 
 def softmax(Z):

@@ -1,19 +1,5 @@
-"""The module protocol. A new layer or activation subclasses ``Module`` and writes
-``forward`` and one route of each order (the first methods of the class below):
-
-    forward(X)                     Y (B, o) from X (B, m)
-    first order                    jvp(dX, dparams) -> dY (B, o), or the Jacobians
-                                   input_jacobian() (B, o, m) and param_jacobian() (B, o, p)
-    second order                   curvature_vp(G, dX, dparams) -> ((B, m), [per parameter]),
-                                   or the blocks curvature_xx(G) (B, m, m),
-                                   curvature_xp(G) (B, m, p) and curvature_pp(G) (p, p)
-    for speed, optionally          vjp_input, vjp_params and the batched products
-                                   (vjp_params_many may take out=, to write in place)
-
-Every other method, and every derivative of a whole model, follows from those; a
-value a method returns is checked where the chain rule uses it (its shape, named
-with the method). ``check_module`` compares every method with finite differences.
-"""
+"""The module protocol (``Module``: the methods a learner writes come first) and the
+composition step every second derivative takes (``compose``)."""
 import numpy as np
 
 from ._arrays import Cached, flatten, unflatten
@@ -28,15 +14,27 @@ SECOND_ORDER = ("give curvature_xx, curvature_xp and curvature_pp (the blocks, N
 
 
 class Module(Cached):
-    """Base class of every layer and activation (the methods to write: file docstring).
+    """Base class of every layer and activation. A new one writes ``forward`` and
+    one route of each order::
 
-    y = f(x, theta) per sample, x in R^m, y in R^o, theta the p parameters (the
-    arrays of ``params``, each row-major, in order); J_x (o x m), J_theta (o x p)
-    in numerator layout; for g in R^o, C(g) = sum_k g_k hess y_k over (x, theta),
-    blocks C_xx (m x m), C_xp (m x p), C_pp (p x p). Every method is evaluated at
-    ``self.input``; without parameters there is no param_jacobian or p-block.
-    ``module(X)`` checks X and sets ``input`` and ``output``; ``backward``
-    accumulates into ``grads``; ``cached(key, compute)`` keeps a value per input.
+        forward(X)          Y (B, o) from X (B, m)
+        first order         jvp(dX, dparams) -> dY (B, o), or the Jacobians
+                            input_jacobian() (B, o, m) and param_jacobian() (B, o, p)
+        second order        curvature_vp(G, dX, dparams) -> ((B, m), [per parameter]),
+                            or curvature_xx(G) (B, m, m), curvature_xp(G) (B, m, p)
+                            and curvature_pp(G) (p, p), None for a zero block
+        for speed           vjp_input, vjp_params and the batched products
+                            (vjp_params_many may take out=, to write in place)
+
+    Everything else, and every derivative of a whole model, follows from those; a
+    value a method returns is checked where the chain rule uses it (shape, named
+    with the method); ``check_module`` compares every method with finite differences.
+    Per sample y = f(x, theta), theta the p parameters (``params``, each row-major,
+    in order); J_x (o x m), J_theta (o x p) in numerator layout; for g in R^o,
+    C(g) = sum_k g_k hess y_k over (x, theta). Every method is evaluated at
+    ``self.input``; ``module(X)`` checks X and sets ``input`` and ``output``;
+    ``backward`` accumulates into ``grads``; ``cached(key, compute)`` keeps a value
+    per input.
     """
 
     #: the input width m, or None for "any width" (activations)

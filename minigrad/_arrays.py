@@ -35,7 +35,4 @@ class Cached:
         memo = self.__dict__.setdefault("_memo", {})
         if key not in memo:
             memo[key] = compute()
-        return memo[key]
-
-    def _forget(self):
-        self._memo = {}
+        return memo[key]                             # reset by ``self._memo = {}``

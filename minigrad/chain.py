@@ -16,8 +16,8 @@ __all__ = ["split_params", "push", "pull_input", "gradient", "pull_params",
 
 
 def split_params(leaves, dparams):
-    """The flat list of parameter arrays (module order) as one list per leaf,
-    None for a leaf without parameters, or all None when dparams is None."""
+    """The flat list of parameter arrays (module order) as one list per leaf (None
+    without parameters, or for all when dparams is None)."""
     out, k = [], 0
     for mod in leaves:
         count = len(mod.params)

@@ -49,12 +49,9 @@ class Comparison:
     def __str__(self):
         if self.missing:
             return f"{self.name:<18} vs {self.reference:<9} {self.problem} ({self.missing})"
-        status = "OK    " if self.ok else "FAILED"
-        line = (f"{self.name:<18} vs {self.reference:<9} {status} largest error "
-                f"{self.max_error:.1e} at {self.name}{list(self.where)}")
-        if not self.ok:
-            line += f": got {self.got:.6g}, expected {self.want:.6g}"
-        return line
+        line = (f"{self.name:<18} vs {self.reference:<9} {'OK    ' if self.ok else 'FAILED'} "
+                f"largest error {self.max_error:.1e} at {self.name}{list(self.where)}")
+        return line + ("" if self.ok else f": got {self.got:.6g}, expected {self.want:.6g}")
 
 
 @dataclass

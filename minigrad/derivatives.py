@@ -12,7 +12,7 @@ import numpy as np
 from ._validate import as_vector, finite_result
 from .chain import gradient, hessian_blocks, hessian_vp, pull_params
 from .losses import Loss
-from .module import flatten, unflatten
+from .module import Module, flatten, unflatten
 from .sequential import leaves_of
 
 __all__ = [
@@ -41,13 +41,13 @@ def vector_to_parameters(w, model):
         P[...] = value
 
 
-def dense_chunk(shape, who, per_sample=0, B=1):
-    """How many of the B samples to take at a time so that a float64 result of this shape
-    and ``per_sample`` floats of intermediates per sample fit in DENSE_LIMIT_BYTES (B when
-    all do); a ValueError naming the sizes and the way out when one sample does not."""
-    result, one = 8.0 * np.prod(shape, dtype=np.float64), 8.0 * per_sample
+def dense_chunk(shape, who, per_sample=0, B=1, fixed=0):
+    """How many of the B samples to take at a time so that a float64 result of this shape,
+    ``fixed`` floats of intermediates and ``per_sample`` more per sample fit in
+    DENSE_LIMIT_BYTES (B when all do); else a ValueError naming sizes and the way out."""
+    result, one = 8.0 * np.prod(shape, dtype=np.float64), 8.0 * (per_sample + fixed)
     if result + one <= DENSE_LIMIT_BYTES:
-        return int(min(B, (DENSE_LIMIT_BYTES - result) // one)) if one else B
+        return int(min(B, (DENSE_LIMIT_BYTES - result - 8.0 * fixed) // (8.0 * per_sample or 1)))
     raise ValueError(
         f"{who}: the result of shape {tuple(shape)} needs {result / 1e9:.3g} GB"
         + (f" and its intermediates at least {one / 1e9:.3g} GB more" if one else "")
@@ -68,10 +68,11 @@ def model_and_loss(model, loss, who, X=None, T=None):
     return leaves
 
 
-def _chunks(B, who, shape, per_sample, run):
+def _chunks(B, who, shape, per_sample, run, fixed=0):
     """The row slices of the batch, in chunks that fit (``dense_chunk``), each
     after run(rows) has evaluated the model (and loss) there; then run(all)."""
-    size = dense_chunk(shape, who, per_sample, B)
+    size = dense_chunk(shape, who, per_sample, B, fixed)
+    size = -(-B // -(-B // size))                     # equal chunks: ceil(B / their number)
     for start in range(0, B, size):
         if size < B:
             run(slice(start, start + size))
@@ -130,12 +131,27 @@ def input_jacobian(model, X):
     return finite_result(model.input_jacobian(), "input_jacobian")
 
 
+def _hessian_memory(leaves):
+    """Floats of hessian_blocks' intermediates, (per sample, fixed): at a leaf (input m,
+    output o, w = max(m, o), p parameters, P after it) its Gram block (2 o p through
+    param_jacobian, 2 (m^2 + o^2) by structure), after the first leaf four (P + p, w)
+    and four (w, w) arrays per sample; fixed, the (p, p + P) blocks."""
+    most, later, fixed = 0, 0, 0
+    for mod in reversed(leaves):
+        p, m, o = mod.num_params, mod.input.shape[1], mod.output.shape[1]
+        gram = 2 * o * p if type(mod).gram_params is Module.gram_params else 2 * (m * m + o * o)
+        w = max(m, o)
+        most = max(most, gram + (4 * (later + p) * w + 4 * w * w if mod is not leaves[0] else 0))
+        fixed, later = max(fixed, p * (p + later)), later + p
+    return most, fixed
+
+
 def _hessian(model, loss, X, T, who, residual):
     leaves = model_and_loss(model, loss, who, X, T)
-    n, p, w = model.num_params, max(mod.num_params for mod in leaves), _width(leaves)
+    n, (per_sample, fixed) = model.num_params, _hessian_memory(leaves)
     out, X, T = np.zeros((n, n)), model.input, loss.T
-    for _ in _chunks(len(X), who, out.shape, 4 * w * (w + n) + 2 * w * p,
-                     lambda rows: loss.at(model(X[rows]), T[rows])):
+    for _ in _chunks(len(X), who, out.shape, per_sample, lambda rows: loss.at(model(X[rows]), T[rows]),
+                     fixed):
         share = len(loss.T) / len(X)                  # the chunk's share of the batch mean
         hessian_blocks(leaves, loss.backward() * share if residual else None,
                        loss.hessian() * share, out=out)

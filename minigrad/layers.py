@@ -8,8 +8,7 @@ __all__ = ["Linear"]
 
 
 def _pairs(n):
-    """The pairs i <= k of range(n) as two index arrays, and the (n, n) table
-    of the position of the pair {i, k} in that list (symmetric)."""
+    """The pairs i <= k of range(n) (two index arrays) and their positions (n, n), symmetric."""
     i, k = np.triu_indices(n)
     position = np.empty((n, n), dtype=np.intp)
     position[i, k] = position[k, i] = np.arange(len(i))

@@ -81,7 +81,7 @@ class Loss(Cached):
         """Keep Y (B, o), already a finite float64 batch (a model's output), and T
         as rows for the derivative methods, without computing the value."""
         self.Y, self.T = Y, self.targets(T, *Y.shape)
-        self._forget()
+        self._memo = {}
         self.check_output(Y)
         return self.Y, self.T
 

@@ -45,9 +45,8 @@ class Module(Cached):
         raise NotImplementedError(f"{type(self).__name__}.forward")
 
     def jvp(self, dX=None, dparams=None):
-        """Jacobian-vector product: dY = J_x dx + J_theta dtheta per sample, (B, o).
-        dX: (B, m) or None (zero); dparams: arrays shaped like the parameters, or
-        None (zero)."""
+        """Jacobian-vector product dY = J_x dx + J_theta dtheta per sample, (B, o); dX (B, m)
+        or None (zero), dparams arrays shaped like the parameters or None (zero)."""
         self._need("jvp", "input_jacobian")
         dY = np.zeros(self.output.shape)
         if dX is not None:
@@ -75,10 +74,9 @@ class Module(Cached):
             self.num_params))
 
     def curvature_vp(self, G, dX=None, dparams=None):
-        """C(g) applied to (dx, dtheta): returns (C_xx dx + C_xp dtheta per sample,
-        (B, m); and C_px dx + C_pp dtheta summed over the batch, one array per
-        parameter). The term that turns a Gauss-Newton-vector product into a
-        Hessian-vector product."""
+        """C(g) applied to (dx, dtheta): (C_xx dx + C_xp dtheta per sample (B, m), C_px dx
+        + C_pp dtheta summed over the batch, one array per parameter); the term that
+        turns a Gauss-Newton-vector product into a Hessian-vector product."""
         self._need("curvature_vp", "curvature_xx", "curvature_xp", "curvature_pp")
         (B, m), p = self.input.shape, self.num_params
         Cxx = returned(self, "curvature_xx", {(B, m, m), None}, G)
@@ -177,7 +175,7 @@ class Module(Cached):
             raise ValueError(f"{self!r}: expected input of shape (B, {self.in_features}), "
                              f"got shape {X.shape}")
         self._input, self._output = X, None
-        self._forget()
+        self._memo = {}
         Y = self.forward(X)
         if not isinstance(Y, np.ndarray) or Y.ndim != 2 or Y.shape[0] != X.shape[0]:
             raise ValueError(f"{self!r}: forward must return an array of shape (B, o) with "

@@ -74,23 +74,21 @@ class CurvatureOperator(LinearOperator):
 
 
 def hessian_operator(model, loss, X, T):
-    """The Hessian H of the batch loss as an (n, n) LinearOperator:
-    H v = ``minigrad.hvp(model, loss, X, T, v)``, v (n,) -> (n,); (n, k) -> (n, k)."""
+    """The Hessian H of the batch loss as an (n, n) LinearOperator: H v = ``minigrad.hvp``."""
     return CurvatureOperator(hvp, model, loss, X, T, "hessian_operator")
 
 
 def ggn_operator(model, loss, X, T):
-    """The Gauss-Newton matrix G = (1/B) sum_b J_b^T H_L,b J_b as an (n, n) LinearOperator:
-    G v = ``minigrad.ggn_vp(model, loss, X, T, v)``; J_b (o, n) is sample b's Jacobian,
-    H_L,b (o, o) its loss Hessian at the output. Positive semi-definite when every H_L,b is."""
+    """The Gauss-Newton matrix G = (1/B) sum_b J_b^T H_L,b J_b (J_b (o, n), H_L,b (o, o)) as
+    an (n, n) LinearOperator, G v = ``minigrad.ggn_vp``; PSD when every H_L,b is."""
     return CurvatureOperator(ggn_vp, model, loss, X, T, "ggn_operator")
 
 
 def empirical_fisher(model, loss, X, T):
-    """The empirical Fisher F_emp = (1/B) sum_b g_b g_b^T: (n, n), where g_b (n,) is the
-    gradient of sample b's own loss (``minigrad.per_sample_grads``, (B, n)). Its rank is at
-    most B. It uses the observed targets, not the model's distribution, so it is neither the
-    Fisher nor the Gauss-Newton matrix (Kunstner et al. 2019)."""
+    """The empirical Fisher F_emp = (1/B) sum_b g_b g_b^T: (n, n), g_b (n,) the gradient of
+    sample b's own loss (``minigrad.per_sample_grads``), rank at most B. With the observed
+    targets, not the model's distribution, it is neither the Fisher nor the Gauss-Newton
+    matrix (Kunstner et al. 2019)."""
     n, B = parameters_to_vector(model).size, len(X) if hasattr(X, "__len__") else 1
     model_and_loss(model, loss, "empirical_fisher")
     dense_chunk((n, n), "empirical_fisher", 2 * n * B)     # the result, and S (B, n) once
@@ -172,10 +170,9 @@ def _as_operator(op, who):
 
 
 def hutchinson_trace(op, num_samples, rng=0):
-    """Hutchinson's estimate of tr(A) for a square (n, n) operator A:
-    tr(A) ~ (1/s) sum_i z_i^T A z_i with Rademacher z_i (entries +-1, E[z z^T] = I).
-
-    Returns (estimate, standard error of the mean) after s = num_samples products."""
+    """Hutchinson's estimate of tr(A) for a square (n, n) operator A: tr(A) ~ (1/s) sum_i
+    z_i^T A z_i with Rademacher z_i (entries +-1, E[z z^T] = I), s = num_samples products.
+    Returns (estimate, standard error of the mean)."""
     op = _as_operator(op, "hutchinson_trace")
     if int(num_samples) != num_samples or num_samples < 2:
         raise ValueError(f"hutchinson_trace: num_samples must be an integer >= 2, got {num_samples}")

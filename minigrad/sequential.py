@@ -68,7 +68,7 @@ class Sequential(Module):
 
     def _run(self, X):
         self._input = X
-        self._forget()
+        self._memo = {}
         for mod in self.modules:
             X = mod._run(X)
         self._output = X

@@ -85,6 +85,10 @@ SWEEP_CONFIG = {"fast": (5.0, 7, 21), "matrix": (12.0, 3, 7)}
 #: 64-128-10): (task, numerator cell, denominator cell, op, limit)
 TARGETS_SMALL = [
     ("gradient", ("gradient", "minigrad"), ("gradient", "numpy"), "<=", 1.35),
+    # issue 24: per-call cost against hand-written numpy
+    ("jacobian", ("jacobian", "minigrad"), ("jacobian", "numpy"), "<=", 1.2),
+    ("hvp", ("hvp", "minigrad"), ("hvp", "numpy"), "<=", 1.5),
+    ("ggn_vp", ("ggn_vp", "minigrad"), ("ggn_vp", "numpy"), "<=", 1.5),
     ("jacobian", ("jacobian", "autograd"), ("jacobian", "minigrad"), ">=", 20.0),
     ("hessian", ("hessian", "autograd"), ("hessian", "minigrad"), ">=", 25.0),
     ("gauss_newton", ("gauss_newton", "minigrad"), ("gauss_newton", "numpy"), "<=", 1.0),

@@ -11,7 +11,7 @@ from .losses import Loss, MSELoss, NLLLoss, SoftmaxCrossEntropy
 from .module import Module
 from .sequential import Sequential
 from . import optim
-from . import operators            # after the names above: it imports them from the package
+from . import operators
 from .operators import empirical_fisher, ggn_operator, hessian_operator
 
 __all__ = [

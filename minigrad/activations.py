@@ -1,6 +1,8 @@
 """Activations: elementwise ones defined by f, f', f'' alone, and softmax."""
 import numpy as np
 
+from ._arrays import diagonal
+from ._validate import returned
 from .module import Module
 
 __all__ = ["Elementwise", "Identity", "Tanh", "Sigmoid", "ReLU", "Softmax",
@@ -8,22 +10,19 @@ __all__ = ["Elementwise", "Identity", "Tanh", "Sigmoid", "ReLU", "Softmax",
 
 
 class Elementwise(Module):
-    """y_i = f(x_i). A subclass defines ``f``, ``df`` (f') and ``d2f`` (f'').
-
-    Per sample the Jacobian is diagonal, J_x = diag(f'(x)), so a VJP or a JVP
-    scales by f'; the curvature is diagonal too: C_xx(g) = diag(g * f''(x)).
-    There are no parameters, so there are no p-blocks. When f' and f'' are
-    simplest through y = f(x) (tanh: f' = 1 - y^2), ``f_at(x)`` gives y without
-    computing f again at the last input.
+    """y_i = f(x_i). A subclass defines ``f``, ``df`` (f') and ``d2f`` (f''), each
+    (B, m) -> (B, m). Per sample J_x = diag(f'(x)), so a VJP or a JVP scales by f';
+    C_xx(g) = diag(g * f''(x)); no parameters. ``f_at(x)`` gives y = f(x) without
+    a second f at the last input, for f', f'' simplest through y (tanh: 1 - y^2).
     """
 
-    def f(self, x):
+    def f(self, x):                                  # y = f(x)
         raise NotImplementedError(f"{type(self).__name__}.f")
 
-    def df(self, x):
+    def df(self, x):                                 # f'(x)
         raise NotImplementedError(f"{type(self).__name__}.df")
 
-    def d2f(self, x):
+    def d2f(self, x):                                # f''(x)
         raise NotImplementedError(f"{type(self).__name__}.d2f")
 
     def forward(self, X):
@@ -36,18 +35,14 @@ class Elementwise(Module):
 
     def slope(self):
         """f'(X) at the last input, computed once per call: (B, m)."""
-        return self.cached("df", lambda: self.df(self.input))
+        return self.cached("df", lambda: returned(self, "df", self.input.shape, self.input))
 
     def bend(self):
         """f''(X) at the last input, computed once per call: (B, m)."""
-        return self.cached("d2f", lambda: self.d2f(self.input))
+        return self.cached("d2f", lambda: returned(self, "d2f", self.input.shape, self.input))
 
     def input_jacobian(self):
-        D = self.slope()
-        J = np.zeros(D.shape + D.shape[1:])
-        i = np.arange(D.shape[1])
-        J[:, i, i] = D
-        return J
+        return diagonal(self.slope())
 
     def jvp(self, dX=None, dparams=None):
         return np.zeros(self.input.shape) if dX is None else self.slope() * dX
@@ -59,11 +54,7 @@ class Elementwise(Module):
         return A * self.slope()[:, None, :]
 
     def curvature_xx(self, G):
-        D = G * self.bend()
-        C = np.zeros(D.shape + D.shape[1:])
-        i = np.arange(D.shape[1])
-        C[:, i, i] = D                   # set, not multiplied by an identity: inf * 0 is NaN
-        return C
+        return diagonal(G * self.bend())
 
     def curvature_vp(self, G, dX=None, dparams=None):
         return (np.zeros(self.input.shape) if dX is None else G * self.bend() * dX), []
@@ -134,7 +125,7 @@ def logsumexp(Z):
     """log sum_k exp(z_k) per row of Z (B, o) -> (B,). Shifted by the row maximum,
     so exp never overflows: stable for logits of any finite size."""
     zmax = Z.max(axis=1)
-    return zmax + np.log(np.sum(np.exp(Z - zmax[:, None]), axis=1))
+    return zmax + np.log(np.exp(Z - zmax[:, None]).sum(axis=1))
 
 
 def softmax(Z):
@@ -155,10 +146,7 @@ class Softmax(Module):
 
     def input_jacobian(self):
         Y = self.output
-        J = -Y[:, :, None] * Y[:, None, :]
-        i = np.arange(Y.shape[1])
-        J[:, i, i] += Y
-        return J
+        return diagonal(Y, add_to=-Y[:, :, None] * Y[:, None, :])
 
     def vjp_input(self, G):
         Y = self.output
@@ -177,9 +165,7 @@ class Softmax(Module):
         s = np.sum(a, axis=1, keepdims=True)
         C = 2 * s[:, :, None] * Y[:, :, None] * Y[:, None, :]
         C -= a[:, :, None] * Y[:, None, :] + Y[:, :, None] * a[:, None, :]
-        i = np.arange(Y.shape[1])
-        C[:, i, i] += a - s * Y
-        return C
+        return diagonal(a - s * Y, add_to=C)
 
     def curvature_vp(self, G, dX=None, dparams=None):
         Y = self.output

@@ -1,23 +1,18 @@
 """Check a module's or a loss's derivatives against central finite differences
-and, when a reference function is given, against autograd.
+and, given a reference function, autograd: every protocol method, each curvature
+block included, with its largest error and where (as ``torch.autograd.gradcheck``):
 
-Every method of the protocol is compared, each block of the curvature included,
-and each comparison reports its largest error and where it is (as
-``torch.autograd.gradcheck`` does); a learner checks a new module in one call::
+    print(check_module(MyActivation(), X))   # a line per method: OK, FAILED, ...
 
-    report = check_module(MyActivation(), X)
-    print(report)            # one line per method, OK, FAILED or not implemented yet
-    assert report.ok
-
-A method the module does not give is derived from the ones it gives and checked
-as such; when it cannot be derived, it is reported "not implemented yet", which
-is not OK.
+A method the module does not give is checked as derived from those it gives; one
+that cannot be derived is "not implemented yet", one that returns the wrong shape
+"wrong shape", one that raises "raised"; none of these is OK.
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import as_batch
+from ._validate import ShapeError, as_batch, generator, returned
 from .module import flatten, unflatten
 
 __all__ = ["CheckReport", "Comparison", "check_module", "check_loss", "check_model",
@@ -45,6 +40,7 @@ class Comparison:
     got: float = float("nan")
     want: float = float("nan")
     missing: str = ""
+    problem: str = "not implemented yet"            # or "wrong shape", "raised"
 
     @property
     def ok(self):
@@ -52,13 +48,10 @@ class Comparison:
 
     def __str__(self):
         if self.missing:
-            return f"{self.name:<18} vs {self.reference:<9} not implemented yet ({self.missing})"
-        status = "OK    " if self.ok else "FAILED"
-        line = (f"{self.name:<18} vs {self.reference:<9} {status} largest error "
-                f"{self.max_error:.1e} at {self.name}{list(self.where)}")
-        if not self.ok:
-            line += f": got {self.got:.6g}, expected {self.want:.6g}"
-        return line
+            return f"{self.name:<18} vs {self.reference:<9} {self.problem} ({self.missing})"
+        line = (f"{self.name:<18} vs {self.reference:<9} {'OK    ' if self.ok else 'FAILED'} "
+                f"largest error {self.max_error:.1e} at {self.name}{list(self.where)}")
+        return line + ("" if self.ok else f": got {self.got:.6g}, expected {self.want:.6g}")
 
 
 @dataclass
@@ -74,11 +67,6 @@ class CheckReport:
     @property
     def max_error(self):
         return max((c.max_error for c in self.comparisons), default=0.0)
-
-    @property
-    def worst(self):
-        """The comparison with the largest error relative to its tolerance."""
-        return max(self.comparisons, key=lambda c: np.inf if c.missing else c.max_error / c.tol)
 
     def failed(self):
         """The names of the comparisons that did not pass."""
@@ -103,7 +91,7 @@ def compare(name, got, want, tol, reference):
     want = np.asarray(want, dtype=float)
     got = np.zeros_like(want) if got is None else np.asarray(got, dtype=float)
     if got.shape != want.shape:
-        return Comparison(name, reference, np.inf, (), tol,
+        return Comparison(name, reference, np.inf, (), tol, problem="wrong shape",
                           missing=f"shape {got.shape}, expected {want.shape}")
     if got.size == 0:
         return Comparison(name, reference, 0.0, (), tol)
@@ -116,14 +104,16 @@ def compare(name, got, want, tol, reference):
 
 def _attempt(name, reference, tol, compute, want):
     """compare(name, compute(), want); a NotImplementedError becomes a 'not
-    implemented yet' line and any other exception a failure naming it."""
+    implemented yet' line, a ShapeError 'wrong shape' and any other exception
+    'raised', each naming the cause."""
     try:
         got = compute()
+        got = flatten(got) if isinstance(got, list) else got      # a list of arrays: one vector
     except NotImplementedError as exc:
         return Comparison(name, reference, np.inf, (), tol, missing=str(exc) or name)
     except Exception as exc:                          # noqa: BLE001 -- reported, not raised
-        return Comparison(name, reference, np.inf, (), tol,
-                          missing=f"raised {type(exc).__name__}: {exc}")
+        return Comparison(name, reference, np.inf, (), tol, missing=f"{type(exc).__name__}: {exc}",
+                          problem="wrong shape" if isinstance(exc, ShapeError) else "raised")
     return compare(name, got, want, tol, reference)
 
 
@@ -218,16 +208,12 @@ def _autograd_references(reference, X, params, G):
 
 def check_module(module, X, reference=None, *, rng=0, fd_tol=FD_TOL, fd2_tol=FD2_TOL,
                  autograd_tol=AUTOGRAD_TOL):
-    """Check every method of the protocol a module has, at the batch X (B, m).
-
-    Compared with central finite differences of ``forward`` (tolerance ``fd_tol``,
-    ``fd2_tol`` for second derivatives) and, if ``reference(X, *params) -> Y``
-    is given (written with ``autograd.numpy``), with autograd (``autograd_tol``):
-    the Jacobians, the VJPs and the JVP, the batched products, the Gram block,
-    the three curvature blocks and their product, and ``backward_second``, each
-    at random weights G, tangents and matrices. Returns a CheckReport.
-    """
-    rng = np.random.default_rng(rng)
+    """Check every protocol method of a module at the batch X (B, m) against central
+    differences of ``forward`` (``fd_tol``; ``fd2_tol`` for second derivatives) and, given
+    ``reference(X, *params) -> Y`` in ``autograd.numpy``, autograd (``autograd_tol``):
+    Jacobians, VJPs, JVP, batched products, Gram block, the curvature blocks and their
+    product, ``backward_second``, at random G, tangents and matrices. A CheckReport."""
+    rng = generator(rng, "check_module")
     X = as_batch(X, f"check_module({module!r})", module.in_features, name="X")
     Y = module(X)
     (B, m), o, p = X.shape, Y.shape[1], module.num_params
@@ -249,7 +235,8 @@ def check_module(module, X, reference=None, *, rng=0, fd_tol=FD_TOL, fd2_tol=FD2
             ("input_jacobian", module.input_jacobian, Jx),
             ("param_jacobian", module.param_jacobian, Jt),
             ("vjp_input", lambda: module.vjp_input(G), np.einsum("bom,bo->bm", Jx, G)),
-            ("vjp_params", lambda: flatten(module.vjp_params(G)), np.einsum("bop,bo->p", Jt, G)),
+            ("vjp_params", lambda: flatten(returned(module, "vjp_params", "params", G)),
+             np.einsum("bop,bo->p", Jt, G)),
             ("jvp", lambda: [module.jvp(dX, dparams), module.jvp(dX, None), module.jvp(None, dparams)],
              [np.einsum("bom,bm->bo", Jx, dX) + Jt @ dt, np.einsum("bom,bm->bo", Jx, dX), Jt @ dt]),
             ("vjp_input_many", lambda: module.vjp_input_many(A), A @ Jx),
@@ -272,7 +259,7 @@ def check_module(module, X, reference=None, *, rng=0, fd_tol=FD_TOL, fd2_tol=FD2
         ]
         for method, compute, want in first:
             if p or method in ("input_jacobian", "vjp_input", "jvp", "vjp_input_many"):
-                report.comparisons.append(_attempt(method, name, tol, _stacked(compute),
+                report.comparisons.append(_attempt(method, name, tol, compute,
                                                    flatten(want) if isinstance(want, list) else want))
         for method, compute, want in second:
             if p or method in ("curvature_xx", "curvature_vp", "backward_second"):
@@ -280,20 +267,12 @@ def check_module(module, X, reference=None, *, rng=0, fd_tol=FD_TOL, fd2_tol=FD2
     return report
 
 
-def _stacked(compute):
-    """compute(), a list of arrays flattened into one vector."""
-    def run():
-        got = compute()
-        return flatten(got) if isinstance(got, list) else got
-    return run
-
-
 def _curvature_products(module, G, dX, dparams):
     """curvature_vp at (dx, dtheta), (dx, 0) and (0, dtheta), flattened in that
     order, each as (input part, parameter part)."""
     out = []
     for a, b in ((dX, dparams), (dX, None), (None, dparams)):
-        sx, st = module.curvature_vp(G, a, b)
+        sx, st = module._cvp(G, a, b)                 # checked: a list per parameter
         out += [np.ravel(sx), flatten(st)]
     return np.concatenate(out)
 
@@ -301,14 +280,13 @@ def _curvature_products(module, G, dX, dparams):
 # ------------------------------------------------------------------- losses
 def check_loss(loss, Y, T, reference=None, *, eps=EPS, fd_tol=FD_TOL, fd2_tol=FD2_TOL,
                autograd_tol=AUTOGRAD_TOL, rng=0):
-    """Check a loss's gradient (B, o), per-sample Hessians (B, o, o) and
-    Hessian-vector product at (Y, T) against finite differences of its value
-    and, if ``reference(Y, T) -> batch loss`` is given (autograd.numpy, T as
-    float rows), against autograd."""
+    """Check a loss's gradient (B, o), per-sample Hessians (B, o, o) and Hessian-vector
+    product at (Y, T) against finite differences of its value and, given ``reference(Y,
+    T) -> batch loss`` (autograd.numpy, T as float rows), autograd."""
     value = loss(Y, T)
     Y, Trows = loss.Y, loss.T
     (B, o) = Y.shape
-    dY = np.random.default_rng(rng).standard_normal((B, o))
+    dY = generator(rng, "check_loss").standard_normal((B, o))
 
     def values(Z):
         return loss.value_per_sample(Z, Trows) / B
@@ -352,7 +330,7 @@ def check_model(model, loss, X, T, *, rng=0, eps=EPS, fd_tol=FD_TOL):
                               vector_to_parameters)
 
     w = parameters_to_vector(model)
-    v = np.random.default_rng(rng).standard_normal(w.shape)
+    v = generator(rng, "check_model").standard_normal(w.shape)
 
     def L(wv):
         vector_to_parameters(wv, model)

@@ -1,27 +1,28 @@
 """Exact derivatives of a model and a loss on a batch.
 
-n is the number of parameters of the whole model (flattened in module order,
-each array row-major), o its output width, m its input width. The loss is the
-mean over the batch, so every quantity below is of that mean. Each function
-checks its arguments once, runs the model, and then calls only the protocol
-methods of its modules, through the chain rule of ``minigrad.sequential``.
-A result with a NaN or an infinity is reported, never returned.
+n: the model's parameters (module order, row-major), o its output width, m its
+input width; every quantity is of the batch mean. Each function checks its
+arguments once, runs the model, then calls only its modules' protocol methods
+through ``minigrad.chain``; a NaN or an infinity in a result is reported, never
+returned. A dense result and its intermediates stay within DENSE_LIMIT_BYTES
+(in chunks of the batch when that is enough, else a refusal).
 """
 import numpy as np
 
 from ._validate import as_vector, finite_result
+from .chain import gradient, hessian_blocks, hessian_vp, pull_params
 from .losses import Loss
-from .module import flatten, unflatten
-from .sequential import gradient, hessian_blocks, hessian_vp, leaves_of, pull_params
+from .module import Module, flatten, unflatten
+from .sequential import leaves_of
 
 __all__ = [
     "parameters_to_vector", "vector_to_parameters", "grad", "per_sample_grads",
     "jacobian", "input_jacobian", "hessian", "gauss_newton", "hvp", "ggn_vp",
-    "DENSE_LIMIT_BYTES",
+    "DENSE_LIMIT_BYTES", "dense_chunk", "model_and_loss",
 ]
 
-#: the largest dense result (hessian, gauss_newton, jacobian) computed, in bytes;
-#: beyond it the functions refuse and point at the matrix-free products
+#: the most memory (bytes) a dense function (hessian, gauss_newton, jacobian, input_jacobian,
+#: per_sample_grads, the dense operators) takes for its result and intermediates
 DENSE_LIMIT_BYTES = 2 * 1024 ** 3
 
 
@@ -40,39 +41,74 @@ def vector_to_parameters(w, model):
         P[...] = value
 
 
-def _dense(shape, who):
-    """Refuse a dense float64 result of this shape beyond DENSE_LIMIT_BYTES."""
-    size = 8 * int(np.prod(shape, dtype=np.float64))
-    if size > DENSE_LIMIT_BYTES:
-        raise ValueError(
-            f"{who}: the result of shape {shape} needs {size / 1e9:.3g} GB, above the limit of "
-            f"{DENSE_LIMIT_BYTES / 1e9:.3g} GB (minigrad.derivatives.DENSE_LIMIT_BYTES); use "
-            "the matrix-free products hvp / ggn_vp, or raise the limit")
+def dense_chunk(shape, who, per_sample=0, B=1, fixed=0):
+    """How many of the B samples to take at a time so that a float64 result of this shape,
+    ``fixed`` floats of intermediates and ``per_sample`` more per sample fit in
+    DENSE_LIMIT_BYTES (B when all do); else a ValueError naming sizes and the way out."""
+    result, one = 8.0 * np.prod(shape, dtype=np.float64), 8.0 * (per_sample + fixed)
+    if result + one <= DENSE_LIMIT_BYTES:
+        return int(min(B, (DENSE_LIMIT_BYTES - result - 8.0 * fixed) // (8.0 * per_sample or 1)))
+    raise ValueError(
+        f"{who}: the result of shape {tuple(shape)} needs {result / 1e9:.3g} GB"
+        + (f" and its intermediates at least {one / 1e9:.3g} GB more" if one else "")
+        + f", above the limit of {DENSE_LIMIT_BYTES / 1e9:.3g} GB "
+        "(minigrad.derivatives.DENSE_LIMIT_BYTES); use the matrix-free products hvp / ggn_vp "
+        "(or minigrad.operators), or raise the limit")
 
 
-def _forward(model, loss, X, T, who):
-    """Run the model and the loss on a checked batch; returns the leaves."""
+def model_and_loss(model, loss, who, X=None, T=None):
+    """The model's leaves, after checking the model and that loss is a Loss; with a
+    batch, the model is run on it and the loss set at its output (``Loss.at``: the
+    derivatives need no loss value)."""
     leaves = leaves_of(model, who)
     if not isinstance(loss, Loss):
         raise ValueError(f"{who}: loss must be a minigrad Loss, got {type(loss).__name__}")
-    loss(model(X), T)
+    if X is not None:
+        loss.at(model(X), T)
     return leaves
+
+
+def _chunks(B, who, shape, per_sample, run, fixed=0):
+    """The row slices of the batch, in chunks that fit (``dense_chunk``), each
+    after run(rows) has evaluated the model (and loss) there; then run(all)."""
+    size = dense_chunk(shape, who, per_sample, B, fixed)
+    size = -(-B // -(-B // size))                     # equal chunks: ceil(B / their number)
+    for start in range(0, B, size):
+        if size < B:
+            run(slice(start, start + size))
+        yield slice(start, start + size)
+    if size < B:
+        run(slice(None))
+
+
+def _width(leaves):                                  # the widest input or output of a leaf
+    return max(max(mod.input.shape[1], mod.output.shape[1]) for mod in leaves)
 
 
 def grad(model, loss, X, T):
     """Gradient of the batch loss w.r.t. all parameters: (n,). Reverse mode,
     one VJP per module; the modules' ``grads`` are left untouched."""
-    leaves = _forward(model, loss, X, T, "grad")
+    leaves = model_and_loss(model, loss, "grad", X, T)
     return finite_result(flatten(gradient(leaves, loss.backward())), "grad")
+
+
+def _pulled(model, leaves, who, seed, run):
+    """The rows seed() (B, k, o) pulled back through the chain, A J: (B, k, n)."""
+    (B, k, o), n = (A := seed()).shape, sum(mod.num_params for mod in leaves)
+    out = np.empty((B, k, n))
+    for rows in _chunks(B, who, out.shape, k * (o + 2 * n + _width(leaves)), run):
+        pull_params(leaves, A if len(model.input) == B else seed(), out[rows])   # A: unchunked
+    return finite_result(out, who)
 
 
 def per_sample_grads(model, loss, X, T):
     """Gradients of each sample's own loss l(y_b, t_b): (B, n), one backward
     pass for the whole batch. Their mean is ``grad``."""
-    leaves = _forward(model, loss, X, T, "per_sample_grads")
-    G = loss.backward() * len(loss.Y)                   # dl_b / dy_b: (B, o)
-    _dense((len(G), model.num_params), "per_sample_grads")
-    return finite_result(pull_params(leaves, G[:, None, :])[0][:, 0, :], "per_sample_grads")
+    leaves = model_and_loss(model, loss, "per_sample_grads", X, T)
+    X, T = model.input, loss.T
+    return _pulled(model, leaves, "per_sample_grads",
+                   lambda: (loss.backward() * len(loss.Y))[:, None, :],
+                   lambda rows: loss.at(model(X[rows]), T[rows]))[:, 0, :]
 
 
 def jacobian(model, X):
@@ -80,30 +116,52 @@ def jacobian(model, X):
     J[b, i, q] = d y_bi / d w_q. One backward pass for the whole batch with the
     identity rows as seed; a Linear fills its columns as [a kron x^T, a]."""
     leaves = leaves_of(model, "jacobian")
-    Y = model(X)
-    _dense(Y.shape + (model.num_params,), "jacobian")
-    eye = np.broadcast_to(np.eye(Y.shape[1]), Y.shape + Y.shape[1:])
-    return finite_result(pull_params(leaves, eye)[0], "jacobian")
+    o = model(X).shape[1]
+    X = model.input
+    return _pulled(model, leaves, "jacobian",
+                   lambda: np.broadcast_to(np.eye(o), model.output.shape + (o,)),
+                   lambda rows: model(X[rows]))
 
 
 def input_jacobian(model, X):
     """Per-sample Jacobian of the outputs w.r.t. the inputs: (B, o, m)."""
-    leaves_of(model, "input_jacobian")
-    model(X)
+    leaves = leaves_of(model, "input_jacobian")
+    Y = model(X)
+    dense_chunk(Y.shape + model.input.shape[1:], "input_jacobian", 2 * Y.shape[1] * _width(leaves) * len(Y))
     return finite_result(model.input_jacobian(), "input_jacobian")
 
 
+def _hessian_memory(leaves):
+    """Floats of hessian_blocks' intermediates, (per sample, fixed): at a leaf (input m,
+    output o, w = max(m, o), p parameters, P after it) its Gram block (2 o p through
+    param_jacobian, 2 (m^2 + o^2) by structure), after the first leaf four (P + p, w)
+    and four (w, w) arrays per sample; fixed, the (p, p + P) blocks."""
+    most, later, fixed = 0, 0, 0
+    for mod in reversed(leaves):
+        p, m, o = mod.num_params, mod.input.shape[1], mod.output.shape[1]
+        gram = 2 * o * p if type(mod).gram_params is Module.gram_params else 2 * (m * m + o * o)
+        w = max(m, o)
+        most = max(most, gram + (4 * (later + p) * w + 4 * w * w if mod is not leaves[0] else 0))
+        fixed, later = max(fixed, p * (p + later)), later + p
+    return most, fixed
+
+
 def _hessian(model, loss, X, T, who, residual):
-    leaves = _forward(model, loss, X, T, who)
-    _dense((model.num_params,) * 2, who)
-    G = loss.backward() if residual else None
-    return finite_result(hessian_blocks(leaves, G, loss.hessian())[0], who)
+    leaves = model_and_loss(model, loss, who, X, T)
+    n, (per_sample, fixed) = model.num_params, _hessian_memory(leaves)
+    out, X, T = np.zeros((n, n)), model.input, loss.T
+    for _ in _chunks(len(X), who, out.shape, per_sample, lambda rows: loss.at(model(X[rows]), T[rows]),
+                     fixed):
+        share = len(loss.T) / len(X)                  # the chunk's share of the batch mean
+        hessian_blocks(leaves, loss.backward() * share if residual else None,
+                       loss.hessian() * share, out=out)
+    return finite_result(out, who)
 
 
 def hessian(model, loss, X, T):
     """The full Hessian of the batch loss w.r.t. all parameters: (n, n),
     cross-layer blocks included. Exact: h = J^T h_L J + sum_k g_k h_N_k,
-    assembled module by module (``minigrad.sequential.hessian_blocks``)."""
+    assembled module by module (``minigrad.chain.hessian_blocks``)."""
     return _hessian(model, loss, X, T, "hessian", residual=True)
 
 
@@ -114,7 +172,7 @@ def gauss_newton(model, loss, X, T):
 
 
 def _product(model, loss, X, T, v, who, residual):
-    leaves = _forward(model, loss, X, T, who)
+    leaves = model_and_loss(model, loss, who, X, T)
     params = model.parameters()
     v = as_vector(v, sum(P.size for P in params), who)
     G = loss.backward() if residual else None

@@ -1,32 +1,14 @@
 """The linear layer, whose Jacobian has Kronecker structure."""
-import numbers
-
 import numpy as np
 
+from ._validate import generator, number
 from .module import Module
 
 __all__ = ["Linear"]
 
 
-def _positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _generator(rng):
-    """A numpy Generator from None, an integer seed or a Generator."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise ValueError(f"Linear: rng must be None, an integer seed or a numpy Generator, "
-                     f"got {rng!r}")
-
-
 def _pairs(n):
-    """The pairs i <= k of range(n) as two index arrays, and the (n, n) table
-    of the position of the pair {i, k} in that list (symmetric)."""
+    """The pairs i <= k of range(n) (two index arrays) and their positions (n, n), symmetric."""
     i, k = np.triu_indices(n)
     position = np.empty((n, n), dtype=np.intp)
     position[i, k] = position[k, i] = np.arange(len(i))
@@ -37,19 +19,17 @@ class Linear(Module):
     """y = W x + b per sample, so Y = X W^T + b for a batch (as torch.nn.Linear).
 
     W: (o, m), b: (o,); the parameters flatten as [W row-major, b], p = o m + o.
-    Per sample J_x = W and J_theta = [I_o kron x^T, I_o] (o x p): the weight
-    column (i, j) is e_i x_j. The products below use that structure instead of
-    building J_theta; for example the Gram block sum_b J^T H_b J has the W-W
-    block sum_b H_b kron x_b x_b^T, one matrix product over the batch.
-    The layer is linear in x and in theta separately, so its only curvature is
-    the cross term d^2 y_i / dx_j dW_kl = delta_ik delta_jl (the block C_xp).
+    Per sample J_x = W and J_theta = [I_o kron x^T, I_o] (o x p), used as such by
+    the products below (the Gram block's W-W part is sum_b H_b kron x_b x_b^T).
+    Linear in x and in theta separately, its only curvature is the cross term
+    d^2 y_i / dx_j dW_kl = delta_ik delta_jl (the block C_xp).
     """
 
     def __init__(self, in_features, out_features, *, rng=None):
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features")
-        self.out_features = _positive_int(out_features, "out_features")
-        rng = _generator(rng)
+        self.in_features = number(in_features, "Linear", "in_features", 1, integer=True, low_in=True)
+        self.out_features = number(out_features, "Linear", "out_features", 1, integer=True, low_in=True)
+        rng = generator(rng, "Linear")
         bound = 1.0 / np.sqrt(self.in_features)
         self.params["W"] = rng.uniform(-bound, bound, (self.out_features, self.in_features))
         self.params["b"] = rng.uniform(-bound, bound, self.out_features)
@@ -98,11 +78,11 @@ class Linear(Module):
     def vjp_input_many(self, A):
         return A @ self.W
 
-    def vjp_params_many(self, A):
+    def vjp_params_many(self, A, out=None):
         # row a of A J_theta = [a kron x^T, a]: the W columns (i, j) hold a_i x_j
         X = self.input
         (B, k, o), m = A.shape, X.shape[1]
-        out = np.empty((B, k, o * m + o))
+        out = np.empty((B, k, o * m + o)) if out is None else out
         np.multiply(A[:, :, :, None], X[:, None, None, :], out=out[:, :, :o * m].reshape(B, k, o, m))
         out[:, :, o * m:] = A
         return out
@@ -122,13 +102,19 @@ class Linear(Module):
         and in j, l: it depends on the pairs {i, k} and {j, l} only. One
         (o(o+1)/2, B) @ (B, m(m+1)/2) product R computes each distinct entry once,
         a quarter of the work of the full (o^2, B) @ (B, m^2) product, and row
-        block i of W-W is copied out of R's rows {i, k}."""
+        block i of W-W is copied out of R's rows {i, k}. Each sample is taken as
+        (h s)(x_j / s) x_l with s the power of two nearest max |x_b| from below
+        (1 for |x| < 1; exact), so x_j x_l cannot overflow where h = 0 makes the
+        entry 0 (a saturated tanh after a huge input)."""
         X = self.input
         (B, m), o = X.shape, self.out_features
         om = o * m
         i, k, ik = _pairs(o)
         j, l, jl = _pairs(m)
-        R = H[:, i, k].T @ (X[:, j] * X[:, l])                 # R[{i,k}, {j,l}]
+        s = np.ldexp(1.0, np.maximum(np.frexp(np.abs(X).max(axis=1))[1] - 1, 0))      # (B,)
+        Z = X[:, j] / s[:, None]
+        Z *= X[:, l]                                            # x_j x_l / s: (B, m(m+1)/2)
+        R = (H[:, i, k] * s[:, None]).T @ Z                     # R[{i,k}, {j,l}]
         out = np.empty((om + o, om + o))
         WW = out[:om, :om].reshape(o, m, o, m)                  # a view: [i, j, k, l]
         for a in range(o):

@@ -1,27 +1,15 @@
-"""Losses L(Y, T): a batch of outputs Y (B, o) and targets T to a scalar, the
-mean of the per-sample losses l(y_b, t_b).
-
-A loss gives ``value_per_sample`` (B,), ``grad_per_sample`` (B, o) and
-``hess_per_sample`` (B, o, o), and may give ``hvp_per_sample`` for speed; the
-batch methods (``loss(Y, T)``, ``backward``, ``hessian``, ``hvp``) are those of
-the mean, a factor 1/B, evaluated at the last call.
+"""Losses L(Y, T) = (1/B) sum_b l(y_b, t_b) of outputs Y (B, o) and targets T. A loss
+gives ``value_per_sample`` (B,), ``grad_per_sample`` (B, o), ``hess_per_sample`` (B, o, o)
+and may give ``hvp_per_sample`` for speed; the batch methods (``loss(Y, T)``, ``at``,
+``backward``, ``hessian``, ``hvp``) are those of the mean, at the last call.
 """
 import numpy as np
 
-from ._validate import _as_array, as_batch, finite_result
+from ._arrays import Cached, diagonal
+from ._validate import _as_array, as_batch, finite_result, returned
 from .activations import logsumexp
-from .module import Cached
 
 __all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropy", "NLLLoss"]
-
-
-def _diagonal(D):
-    """Per-sample diagonal matrices diag(d_b) from D (B, o): (B, o, o). The
-    diagonal is set, never multiplied by an identity (inf * 0 would be NaN)."""
-    M = np.zeros(D.shape + D.shape[1:])
-    i = np.arange(D.shape[1])
-    M[:, i, i] = D
-    return M
 
 
 class Loss(Cached):
@@ -49,7 +37,7 @@ class Loss(Cached):
 
     def hvp_per_sample(self, Y, T, dY):
         """(d^2 l / dy dy^T) dy per sample: (B, o)."""
-        return np.einsum("bij,bj->bi", self.hess_per_sample(Y, T), dY)
+        return np.einsum("bij,bj->bi", returned(self, "hess_per_sample", Y.shape + Y.shape[1:], Y, T), dY)
 
     def check_output(self, Y):
         """Extra checks on Y (for example, probabilities); raise ValueError."""
@@ -66,12 +54,13 @@ class Loss(Cached):
                                  f"or {rows}, got shape {T.shape}")
             if T.dtype.kind == "f" and not np.all(np.isfinite(T) & (T == np.round(T))):
                 raise ValueError(f"{self!r}: class indices must be integers, got {T[:5]}...")
-            labels = T.astype(np.int64)
-            if labels.min() < 0 or labels.max() >= o:
-                bad = np.flatnonzero((labels < 0) | (labels >= o))[0]
-                raise ValueError(f"{self!r}: label {labels[bad]} at index {bad} is out of "
+            if T.min() < 0 or T.max() >= o:                   # before any cast: 1e20 stays 1e20
+                bad = np.flatnonzero((T < 0) | (T >= o))[0]
+                raise ValueError(f"{self!r}: label {T[bad]} at index {bad} is out of "
                                  f"range for {o} classes (valid: 0 to {o - 1})")
-            return np.eye(o)[labels]
+            rows = np.zeros((B, o))                            # one-hot: a 1 at (b, t_b)
+            rows.ravel()[np.arange(0, B * o, o) + T.astype(np.intp, copy=False)] = 1.0
+            return rows
         if T.ndim == 1 and o == 1 and T.shape == (B,):
             T = T[:, None]
         if T.shape != (B, o):
@@ -82,38 +71,43 @@ class Loss(Cached):
 
     def __call__(self, Y, T):
         """The batch loss (1/B) sum_b l(y_b, t_b), a float; keeps Y and T."""
-        Y = as_batch(Y, self, name="output Y")
-        self.Y, self.T = Y, self.targets(T, *Y.shape)
-        self._forget()
-        self.check_output(Y)
-        value = float(np.add.reduce(self.value_per_sample(Y, self.T))) / len(Y)
+        Y, T = self.at(as_batch(Y, self, name="output Y"), T)
+        value = float(np.add.reduce(returned(self, "value_per_sample", Y.shape[:1], Y, T))) / len(Y)
         if not np.isfinite(value):
             raise ValueError(f"{self!r}: the loss value is not finite ({value})")
         return value
 
-    def _last(self):
-        """The Y of the last call, or None."""
-        return getattr(self, "Y", None)
+    def at(self, Y, T):
+        """Keep Y (B, o), already a finite float64 batch (a model's output), and T
+        as rows for the derivative methods, without computing the value."""
+        self.Y, self.T = Y, self.targets(T, *Y.shape)
+        self._memo = {}
+        self.check_output(Y)
+        return self.Y, self.T
+
+    Y = T = None                                     # the last call's, once called
 
     def _at(self):
-        if self._last() is None:
+        if self.Y is None:
             raise ValueError(f"{self!r}: call the loss on (Y, T) before asking for derivatives")
         return self.Y, self.T
 
     def backward(self):
         """Gradient of the batch loss w.r.t. Y: (B, o)."""
         Y, T = self._at()
-        return finite_result(self.grad_per_sample(Y, T) / len(Y), self, "gradient")
+        return finite_result(returned(self, "grad_per_sample", Y.shape, Y, T) / len(Y), self,
+                             "gradient")
 
     def hessian(self):
         """Per-sample Hessians of the batch loss w.r.t. y_b: (B, o, o)."""
         Y, T = self._at()
-        return finite_result(self.hess_per_sample(Y, T) / len(Y), self, "Hessian")
+        return finite_result(returned(self, "hess_per_sample", Y.shape + Y.shape[1:], Y, T) / len(Y),
+                             self, "Hessian")
 
     def hvp(self, dY):
         """Hessian of the batch loss times dY (B, o), per sample: (B, o)."""
         Y, T = self._at()
-        return finite_result(self.hvp_per_sample(Y, T, dY) / len(Y), self,
+        return finite_result(returned(self, "hvp_per_sample", Y.shape, Y, T, dY) / len(Y), self,
                              "Hessian-vector product")
 
 
@@ -128,7 +122,7 @@ class MSELoss(Loss):
         return Y - T
 
     def hess_per_sample(self, Y, T):
-        return _diagonal(np.ones(Y.shape))
+        return diagonal(np.ones(Y.shape))
 
     def hvp_per_sample(self, Y, T, dY):
         return dY
@@ -146,29 +140,32 @@ class SoftmaxCrossEntropy(Loss):
     accepts_labels = True
 
     def _lse(self, Y):
-        return self.cached("lse", lambda: logsumexp(Y)) if Y is self._last() else logsumexp(Y)
+        return self.cached("lse", lambda: logsumexp(Y)) if Y is self.Y else logsumexp(Y)
 
     def _p(self, Y):
         """p = softmax(z) per row: (B, o), from the cached log-sum-exp."""
-        if Y is not self._last():
+        if Y is not self.Y:
             return np.exp(Y - logsumexp(Y)[:, None])
         return self.cached("p", lambda: np.exp(Y - self._lse(Y)[:, None]))
 
+    def at(self, Y, T):
+        Y, rows = super().at(Y, T)
+        self._sum = 1.0 if np.ndim(T) == 1 else rows.sum(axis=1, keepdims=True)   # labels: 1
+        return Y, rows
+
     def _s(self, T):
-        """s = sum_k t_k per sample (B, 1), once per call for the kept T."""
-        if T is getattr(self, "T", None):
-            return self.cached("s", lambda: T.sum(axis=1, keepdims=True))
-        return T.sum(axis=1, keepdims=True)
+        """s = sum_k t_k per sample (B, 1), or 1.0 for class indices."""
+        return self._sum if T is self.T else T.sum(axis=1, keepdims=True)
 
     def value_per_sample(self, Y, T):
-        return self._s(T)[:, 0] * self._lse(Y) - np.sum(T * Y, axis=1)
+        return np.ravel(self._s(T)) * self._lse(Y) - np.sum(T * Y, axis=1)
 
     def grad_per_sample(self, Y, T):
         return self._s(T) * self._p(Y) - T
 
     def hess_per_sample(self, Y, T):
         P = self._p(Y)
-        return self._s(T)[:, :, None] * (_diagonal(P) - P[:, :, None] * P[:, None, :])
+        return np.reshape(self._s(T), (-1, 1, 1)) * (diagonal(P) - P[:, :, None] * P[:, None, :])
 
     def hvp_per_sample(self, Y, T, dY):
         P = self._p(Y)
@@ -208,7 +205,7 @@ class NLLLoss(Loss):
         return -self._ratio(Y, T, 1)
 
     def hess_per_sample(self, Y, T):
-        return _diagonal(self._ratio(Y, T, 2))
+        return diagonal(self._ratio(Y, T, 2))
 
     def hvp_per_sample(self, Y, T, dY):
         return self._ratio(Y, T, 2) * dY

@@ -1,61 +1,36 @@
 """Curvature at scale: the Hessian and Gauss-Newton matrix as linear operators, the
 empirical Fisher, K-FAC's Kronecker factors, and the stochastic estimates of a spectrum.
 
-n is the number of parameters of the model (flattened in module order, each array
-row-major), B the batch size, o the model's output width. Every quantity is that of the
-batch loss C(w) = (1/B) sum_b l(y_b, t_b), evaluated at the model's parameters at the
-moment of the product. The operators never form an n x n matrix: a product costs a few
-gradients (``minigrad.hvp``, ``minigrad.ggn_vp``), so they work for n in the hundreds of
-thousands, where ``minigrad.hessian`` and ``minigrad.gauss_newton`` refuse.
-
-The estimators follow Hutchinson (1989) for the trace, Lanczos with full
-reorthogonalisation for the tridiagonal matrix, and Golub and Meurant's Gauss quadrature
-(stochastic Lanczos quadrature, as in Ghorbani et al. 2019 and Yao et al. 2020) for the
-spectral density.
+n is the number of parameters (module order, row-major), B the batch size, o the output
+width; every quantity is that of the batch loss C(w) = (1/B) sum_b l(y_b, t_b) at the
+parameters of the moment. An operator never forms an n x n matrix: a product costs a few
+gradients (``minigrad.hvp``, ``minigrad.ggn_vp``), so it works where ``minigrad.hessian``
+refuses. The estimators: Hutchinson (1989) for the trace, Lanczos with full
+reorthogonalisation, and stochastic Lanczos quadrature (Golub and Meurant's Gauss
+quadrature, as in Ghorbani et al. 2019) for the spectral density.
 """
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
-# the package's public names only (its internals are being reorganised)
-from . import (Linear, Loss, Module, Sequential, ggn_vp, grad, hvp, input_jacobian,
-               parameters_to_vector, per_sample_grads)
+from ._validate import _as_array, generator
+from .derivatives import (dense_chunk, ggn_vp, hvp, input_jacobian, model_and_loss,
+                          parameters_to_vector, per_sample_grads)
+from .layers import Linear
+from .sequential import Sequential
 
 __all__ = ["CurvatureOperator", "hessian_operator", "ggn_operator", "empirical_fisher",
            "kfac_factors", "kron_block", "hutchinson_trace", "lanczos", "spectral_density"]
 
-#: the largest dense float64 matrix ``empirical_fisher`` and ``kron_block`` will build
-#: (``minigrad.DENSE_LIMIT_BYTES`` takes precedence when the package defines it)
-DENSE_LIMIT_BYTES = 2 * 1024 ** 3
-
-
-def _check_model_loss(model, loss, who):
-    if not isinstance(model, Module):
-        raise ValueError(f"{who}: model must be a minigrad Module, got {type(model).__name__}")
-    if not isinstance(loss, Loss):
-        raise ValueError(f"{who}: loss must be a minigrad Loss, got {type(loss).__name__}")
-
-
-def _check_dense(n, who):
-    import minigrad                                        # the package's limit when it has one
-    limit = getattr(minigrad, "DENSE_LIMIT_BYTES", DENSE_LIMIT_BYTES)
-    if 8 * n * n > limit:
-        raise ValueError(f"{who}: an ({n}, {n}) float64 matrix needs {8 * n * n / 1e9:.1f} GB, "
-                         f"over the {limit / 1e9:.1f} GB limit; use "
-                         f"ggn_operator or hessian_operator instead")
-
 
 class CurvatureOperator(LinearOperator):
-    """A symmetric (n, n) float64 operator v -> product(model, loss, X, T, v).
-
-    ``matvec`` takes (n,) or (n, 1); ``matmat`` takes (n, k) and applies the product to
-    each column. ``products`` counts the vectors multiplied so far (an iterative method's
-    cost). The batch X, T is copied; the parameters are read at every product.
+    """A symmetric (n, n) float64 operator v -> product(model, loss, X, T, v): ``matvec``
+    (n,) or (n, 1), ``matmat`` (n, k) column by column, real and unmasked; ``products``
+    counts the vectors multiplied. X, T are copied; the parameters read at each product.
     """
 
     def __init__(self, product, model, loss, X, T, who):
-        _check_model_loss(model, loss, who)
-        X, T = np.array(X, dtype=float), np.array(T)
-        grad(model, loss, X, T)                    # checks X and T now, with minigrad's errors
+        model_and_loss(model, loss, who, X, T)     # checks X and T now, with minigrad's errors
+        X, T = model.input.copy(), np.array(T)
         n = parameters_to_vector(model).size
         if n == 0:
             raise ValueError(f"{who}: the model has no parameters")
@@ -63,15 +38,28 @@ class CurvatureOperator(LinearOperator):
         self._product, self._args, self.who = product, (model, loss, X, T), who
         self.products = 0
 
+    def matvec(self, v):
+        """A v for v (n,) or (n, 1), real and unmasked (checked here, by shape)."""
+        v, n = _as_array(v, self.who, "v"), self.shape[0]
+        if v.shape not in ((n,), (n, 1)):
+            raise ValueError(f"{self.who}: matvec expects a vector of shape ({n},) or ({n}, 1), "
+                             f"one entry per parameter, got shape {v.shape}")
+        return super().matvec(v)
+
+    rmatvec = matvec                              # symmetric: A^T v = A v
+
+    def matmat(self, V):
+        """A V for V (n, k), real and unmasked: (n, k)."""
+        V = _as_array(V, self.who, "V")
+        if V.ndim != 2 or V.shape[0] != self.shape[0]:
+            raise ValueError(f"{self.who}: matmat expects shape ({self.shape[0]}, k), got {V.shape}")
+        return super().matmat(V)
+
     def _matvec(self, v):
-        v = np.asarray(v, dtype=np.float64).reshape(-1)
         self.products += 1
-        return self._product(*self._args, v)
+        return self._product(*self._args, v.reshape(-1))
 
     def _matmat(self, V):
-        V = np.asarray(V, dtype=np.float64)
-        if V.ndim != 2 or V.shape[0] != self.shape[0]:
-            raise ValueError(f"{self.who}: matmat expects ({self.shape[0]}, k), got {V.shape}")
         return np.column_stack([self._matvec(V[:, j]) for j in range(V.shape[1])]) \
             if V.shape[1] else np.zeros((self.shape[0], 0))
 
@@ -86,25 +74,24 @@ class CurvatureOperator(LinearOperator):
 
 
 def hessian_operator(model, loss, X, T):
-    """The Hessian H of the batch loss as an (n, n) LinearOperator:
-    H v = ``minigrad.hvp(model, loss, X, T, v)``, v (n,) -> (n,); (n, k) -> (n, k)."""
+    """The Hessian H of the batch loss as an (n, n) LinearOperator: H v = ``minigrad.hvp``."""
     return CurvatureOperator(hvp, model, loss, X, T, "hessian_operator")
 
 
 def ggn_operator(model, loss, X, T):
-    """The Gauss-Newton matrix G = (1/B) sum_b J_b^T H_L,b J_b as an (n, n) LinearOperator:
-    G v = ``minigrad.ggn_vp(model, loss, X, T, v)``; J_b (o, n) is sample b's Jacobian,
-    H_L,b (o, o) its loss Hessian at the output. Positive semi-definite when every H_L,b is."""
+    """The Gauss-Newton matrix G = (1/B) sum_b J_b^T H_L,b J_b (J_b (o, n), H_L,b (o, o)) as
+    an (n, n) LinearOperator, G v = ``minigrad.ggn_vp``; PSD when every H_L,b is."""
     return CurvatureOperator(ggn_vp, model, loss, X, T, "ggn_operator")
 
 
 def empirical_fisher(model, loss, X, T):
-    """The empirical Fisher F_emp = (1/B) sum_b g_b g_b^T: (n, n), where g_b (n,) is the
-    gradient of sample b's own loss (``minigrad.per_sample_grads``, (B, n)). Its rank is at
-    most B. It uses the observed targets, not the model's distribution, so it is neither the
-    Fisher nor the Gauss-Newton matrix (Kunstner et al. 2019)."""
-    _check_model_loss(model, loss, "empirical_fisher")
-    _check_dense(parameters_to_vector(model).size, "empirical_fisher")
+    """The empirical Fisher F_emp = (1/B) sum_b g_b g_b^T: (n, n), g_b (n,) the gradient of
+    sample b's own loss (``minigrad.per_sample_grads``), rank at most B. With the observed
+    targets, not the model's distribution, it is neither the Fisher nor the Gauss-Newton
+    matrix (Kunstner et al. 2019)."""
+    n, B = parameters_to_vector(model).size, len(X) if hasattr(X, "__len__") else 1
+    model_and_loss(model, loss, "empirical_fisher")
+    dense_chunk((n, n), "empirical_fisher", 2 * n * B)     # the result, and S (B, n) once
     S = per_sample_grads(model, loss, X, T)                # (B, n)
     return S.T @ S / S.shape[0]
 
@@ -112,13 +99,11 @@ def empirical_fisher(model, loss, X, T):
 def kfac_factors(model, loss, X, T):
     """K-FAC's Kronecker factors of the Gauss-Newton matrix, one pair per Linear layer.
 
-    For a Linear layer z = a W^T + b (W (o_l, m_l)), sample b's Jacobian w.r.t. its
-    parameters [W row-major, b] is [I (x) a_b^T, I], so the layer's exact Gauss-Newton
-    block is (1/B) sum_b M_b (x) abar_b abar_b^T (up to the order of the bias entries,
-    see ``kron_block``), with abar_b = [a_b; 1] (m_l + 1,) and M_b = J_b^T H_L,b J_b
-    (o_l, o_l) the Gauss-Newton matrix of the rest of the network at z_b (J_b the
-    Jacobian of the model's output w.r.t. z_b). K-FAC (Martens and Grosse 2015)
-    replaces the mean of Kronecker products by the Kronecker product of means:
+    For a Linear layer z = a W^T + b (W (o_l, m_l)), sample b's Jacobian for [W row-major,
+    b] is [I (x) a_b^T, I], so the layer's exact Gauss-Newton block is (1/B) sum_b M_b (x)
+    abar_b abar_b^T (bias entries ordered as in ``kron_block``), abar_b = [a_b; 1] and
+    M_b = J_b^T H_L,b J_b (o_l, o_l), J_b the Jacobian of the output w.r.t. z_b. K-FAC
+    (Martens and Grosse 2015) takes the Kronecker product of the means instead:
 
         S = (1/B) sum_b M_b (o_l, o_l),   A = (1/B) sum_b abar_b abar_b^T (m_l+1, m_l+1).
 
@@ -126,35 +111,29 @@ def kfac_factors(model, loss, X, T):
     parameter vector, the two factors, its inputs a (B, m_l) and the M_b (B, o_l, o_l).
     Every parametrised module must be a Linear (else ValueError).
     """
-    _check_model_loss(model, loss, "kfac_factors")
-    leaves = model.modules if isinstance(model, Sequential) else [model]
+    leaves = model_and_loss(model, loss, "kfac_factors")
     for k, mod in enumerate(leaves):
         if mod.num_params and not isinstance(mod, Linear):
             raise ValueError(f"kfac_factors: module {k} ({type(mod).__name__}) has parameters "
                              f"but is not a Linear layer")
-    grad(model, loss, X, T)                                # checks X and T
-    acts, a = [], np.array(X, dtype=float)
-    for mod in leaves:                                     # the input of every leaf
-        acts.append(a)
-        a = mod(a)
-    B = a.shape[0]
-    loss(a, T)
+    model_and_loss(model, loss, "kfac_factors", X, T)      # runs the model at X (checked)
+    acts, zs = [mod.input for mod in leaves], [mod.output for mod in leaves]
+    B = len(acts[0])
     H_L = loss.hessian() * B                               # per-sample (B, o, o)
     out, start = [], 0
     for k, mod in enumerate(leaves):
         p = mod.num_params
         if not p:
             continue
-        z = mod(acts[k])                                   # (B, o_l)
         if k + 1 < len(leaves):
-            J = input_jacobian(Sequential(*leaves[k + 1:]), z)       # (B, o, o_l)
+            J = input_jacobian(Sequential(*leaves[k + 1:]), zs[k])   # (B, o, o_l)
             M = J.transpose(0, 2, 1) @ (H_L @ J)                      # J^T H_L J per sample
         else:
             M = H_L
         abar = np.hstack([acts[k], np.ones((B, 1))])
         out.append((start, start + p, abar.T @ abar / B, M.mean(axis=0), acts[k], M))
         start += p
-    model(np.array(X, dtype=float))                        # leave the model at the batch X
+    model(acts[0])                                         # leave the model at the batch X
     return out
 
 
@@ -170,7 +149,7 @@ def kron_block(S, A):
         raise ValueError(f"kron_block: S must be (o, o) and A (m+1, m+1), got {S.shape} "
                          f"and {A.shape}")
     o, m = S.shape[0], A.shape[0] - 1
-    _check_dense(o * (m + 1), "kron_block")
+    dense_chunk((o * (m + 1),) * 2, "kron_block", (o * (m + 1)) ** 2)   # the result and K
     K = np.kron(S, A)                                      # index i (m+1) + j
     i, j = np.divmod(np.arange(o * (m + 1)), m + 1)
     order = np.where(j < m, i * m + j, o * m + i)          # minigrad's position of each index
@@ -190,19 +169,14 @@ def _as_operator(op, who):
     return op
 
 
-def _rng(rng):
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
 def hutchinson_trace(op, num_samples, rng=0):
-    """Hutchinson's estimate of tr(A) for a square (n, n) operator A:
-    tr(A) ~ (1/s) sum_i z_i^T A z_i with Rademacher z_i (entries +-1, E[z z^T] = I).
-
-    Returns (estimate, standard error of the mean) after s = num_samples products."""
+    """Hutchinson's estimate of tr(A) for a square (n, n) operator A: tr(A) ~ (1/s) sum_i
+    z_i^T A z_i with Rademacher z_i (entries +-1, E[z z^T] = I), s = num_samples products.
+    Returns (estimate, standard error of the mean)."""
     op = _as_operator(op, "hutchinson_trace")
     if int(num_samples) != num_samples or num_samples < 2:
         raise ValueError(f"hutchinson_trace: num_samples must be an integer >= 2, got {num_samples}")
-    rng = _rng(rng)
+    rng = generator(rng, "hutchinson_trace")
     n = op.shape[0]
     values = np.empty(int(num_samples))
     for i in range(values.size):
@@ -212,18 +186,16 @@ def hutchinson_trace(op, num_samples, rng=0):
 
 
 def lanczos(op, k, v0=None, rng=0):
-    """k steps of Lanczos on a symmetric (n, n) operator A, fully reorthogonalised.
-
-    From q_1 = v0 / |v0| (v0 (n,), random normal when None) builds orthonormal
-    Q = [q_1 .. q_k] (n, k) with Q^T A Q = T tridiagonal, diagonal alpha (k,), off-diagonal
-    beta (k-1,). Stops early (shorter alpha) when the Krylov space is exhausted. Returns
-    (alpha, beta, Q). The eigenvalues of T (Ritz values) approach A's extreme eigenvalues
-    first; k products of A, memory n k."""
+    """k steps of Lanczos on a symmetric (n, n) operator A, fully reorthogonalised: from
+    q_1 = v0 / |v0| (v0 (n,), random normal when None), orthonormal Q = [q_1 .. q_k] (n, k)
+    with Q^T A Q = T tridiagonal, diagonal alpha (k,), off-diagonal beta (k-1,); shorter
+    when the Krylov space is exhausted. Returns (alpha, beta, Q). T's eigenvalues approach
+    A's extreme ones first; k products of A, memory n k."""
     op = _as_operator(op, "lanczos")
     n = op.shape[0]
     if int(k) != k or not 1 <= k <= n:
         raise ValueError(f"lanczos: k must be an integer in 1..{n}, got {k}")
-    v = _rng(rng).standard_normal(n) if v0 is None else np.asarray(v0, dtype=float)
+    v = generator(rng, "lanczos").standard_normal(n) if v0 is None else np.asarray(v0, dtype=float)
     if v.shape != (n,) or not np.linalg.norm(v) > 0:
         raise ValueError(f"lanczos: v0 must be a nonzero vector of shape ({n},), got {v.shape}")
     Q = np.zeros((n, int(k)))
@@ -249,15 +221,14 @@ def spectral_density(op, grid, k, num_runs, sigma, rng=0):
     """Stochastic Lanczos quadrature estimate of the spectral density of a symmetric
     (n, n) operator A on ``grid`` (g,): phi(t) = (1/n) sum_i N(t; lambda_i, sigma^2).
 
-    Each run draws v ~ N(0, I), runs k Lanczos steps and eigen-decomposes T = U diag(theta) U^T;
-    the nodes theta_j with weights U_1j^2 are a Gauss quadrature of v^T f(A) v / |v|^2, exact
-    for polynomials f of degree < 2k. The density is the mean over runs of
-    sum_j U_1j^2 N(t; theta_j, sigma^2). Returns (g,); it integrates to about 1."""
+    Each run draws v ~ N(0, I), runs k Lanczos steps, T = U diag(theta) U^T: the nodes
+    theta_j, weights U_1j^2 are a Gauss quadrature of v^T f(A) v / |v|^2 (exact for degree
+    < 2k). The density, (g,), is the runs' mean of sum_j U_1j^2 N(t; theta_j, sigma^2)."""
     grid = np.asarray(grid, dtype=float)
     if grid.ndim != 1 or not sigma > 0 or int(num_runs) != num_runs or num_runs < 1:
         raise ValueError(f"spectral_density: grid must be 1-D, sigma > 0 and num_runs >= 1, got "
                          f"grid {grid.shape}, sigma {sigma}, num_runs {num_runs}")
-    rng = _rng(rng)
+    rng = generator(rng, "spectral_density")
     density = np.zeros_like(grid)
     for _ in range(int(num_runs)):
         alpha, beta, _ = lanczos(op, k, rng=rng)

@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from ._validate import finite_result, generator, number
 from .derivatives import (gauss_newton, ggn_vp, grad, hessian, parameters_to_vector,
                           per_sample_grads, vector_to_parameters)
 
@@ -32,12 +33,10 @@ __all__ = ["COST", "CG_TOL", "PROGRESS_EPS", "cg", "progress_stalled", "diagonal
            "lm_update", "backtrack", "adam_update", "SGD", "Adam", "HessianFree", "Newton", "run",
            "progress_default"]
 
-#: cost of one call per sample, in gradients (a forward and a backward pass = 1):
-#: a loss value is a forward pass; a Gauss-Newton-vector product a forward pass of
-#: tangents and a backward pass on top of the forward pass (Martens: about two
-#: gradients); the squared per-sample gradients of the preconditioner come out of
-#: one backward pass in a framework that keeps them (minigrad's own
-#: ``per_sample_grads`` stores the (B, n) matrix and is slower).
+#: cost of one call per sample, in gradients (a forward and a backward pass = 1): a value
+#: is a forward pass; a Gauss-Newton-vector product adds tangents forward and a backward
+#: pass (Martens: about two); the preconditioner's squared per-sample gradients come out
+#: of one backward pass in a framework that keeps them (minigrad's are slower).
 COST = {"value": 0.5, "grad": 1.0, "ggn_vp": 2.0, "diagonal": 1.0}
 #: relative residual ||b - A x|| / ||b|| at which ``cg`` stops at the latest
 CG_TOL = 1e-10
@@ -59,28 +58,21 @@ def progress_stalled(phi, eps=PROGRESS_EPS):
 
 
 def cg(matvec, b, x0=None, precond=None, maxiter=None, tol=CG_TOL, eps=None):
-    """Solve A x = b by (preconditioned) conjugate gradients; A symmetric, seen
-    only through ``matvec(v)`` = A v: (n,) -> (n,). ``b``: (n,).
-
-    ``x0`` warm-starts it (zeros by default). ``precond`` is the diagonal
-    M (n,) of a preconditioner: CG then works on M^(-1/2) A M^(-1/2), which
-    converges faster when M captures the scale of A's diagonal. It stops when
-    ||b - A x|| <= tol ||b||, after ``maxiter`` products (default n), when
-    p^T A p <= 0 (negative curvature: the iterate so far is returned), or, if
-    ``eps`` is given, when ``progress_stalled(phi, eps)`` on the values phi of
-    q(x) = x^T A x / 2 - b^T x.
-
-    Returns (x (n,), info): ``iterations``, ``residual`` (relative),
-    ``converged``, ``negative_curvature``, ``Ax`` (A x, kept up to date
-    without an extra product) and ``phi`` (q at every iterate).
+    """Solve A x = b (b (n,)) by preconditioned conjugate gradients; A symmetric, seen
+    only through ``matvec(v)`` = A v (n,), which must be finite. ``x0`` warm-starts it
+    (default zeros); ``precond``, a diagonal M (n,) > 0, makes CG work on M^(-1/2) A
+    M^(-1/2). It stops at ||b - A x|| <= tol ||b||, after ``maxiter`` products (default
+    n), at p^T A p <= 0 (negative curvature: the iterate so far is returned), or, with
+    ``eps``, at ``progress_stalled(phi, eps)`` on phi, q(x) = x^T A x / 2 - b^T x.
+    Returns (x (n,), info): ``iterations``, ``residual`` (relative), ``converged``,
+    ``negative_curvature``, ``Ax`` (A x, kept without an extra product), ``phi``.
     """
     b = np.asarray(b, dtype=np.float64)
     if b.ndim != 1 or b.size == 0 or not np.all(np.isfinite(b)):
         raise ValueError(f"cg: b must be a non-empty finite vector (n,), got shape {b.shape}")
     n = b.size
-    maxiter = n if maxiter is None else int(maxiter)
-    if maxiter < 0 or tol < 0:
-        raise ValueError(f"cg: maxiter and tol must be >= 0, got {maxiter} and {tol}")
+    maxiter = n if maxiter is None else number(maxiter, "cg", "maxiter", integer=True, low_in=True)
+    number(tol, "cg", "tol", low_in=True)
     M = np.ones(n) if precond is None else np.asarray(precond, dtype=np.float64)
     if M.shape != (n,) or not np.all(M > 0):
         raise ValueError(f"cg: precond must be a positive vector of shape ({n},)")
@@ -89,7 +81,7 @@ def cg(matvec, b, x0=None, precond=None, maxiter=None, tol=CG_TOL, eps=None):
         Av = np.asarray(matvec(v), dtype=np.float64)
         if Av.shape != (n,):
             raise ValueError(f"cg: matvec must return shape ({n},), got {Av.shape}")
-        return Av
+        return finite_result(Av, "cg", "matvec(v)")
 
     x = np.zeros(n) if x0 is None else np.array(x0, dtype=np.float64)
     if x.shape != (n,):
@@ -130,7 +122,8 @@ def diagonal_preconditioner(sample_grads, damping, exponent=0.75):
     if s.ndim != 2 or damping < 0:
         raise ValueError(f"diagonal_preconditioner: sample_grads must be (B, n) and damping "
                          f">= 0, got shape {s.shape} and damping {damping}")
-    return (np.mean(s * s, axis=0) + damping) ** exponent
+    return (np.mean(finite_result(s, "diagonal_preconditioner", "sample_grads") ** 2, axis=0)
+            + damping) ** exponent
 
 
 def lm_update(damping, rho, down=2.0 / 3.0, up=1.5, low=0.25, high=0.75):
@@ -166,6 +159,7 @@ def adam_update(w, m, v, g, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         m_hat = m / (1 - beta1^t),  v_hat = v / (1 - beta2^t)  (bias correction).
 
     Returns the new (w, m, v)."""
+    number(t, "adam_update", "t (the step, counted from 1)", 1, low_in=True)
     m = beta1 * m + (1 - beta1) * g
     v = beta2 * v + (1 - beta2) * g * g
     m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
@@ -198,8 +192,8 @@ class SGD(_Optimizer):
 
     def __init__(self, model, loss, lr, momentum=0.9):
         super().__init__(model, loss)
-        if not lr > 0 or not 0 <= momentum < 1:
-            raise ValueError(f"SGD: need lr > 0 and 0 <= momentum < 1, got {lr}, {momentum}")
+        number(lr, "SGD", "lr")
+        number(momentum, "SGD", "momentum", 0, 1, low_in=True)
         self.lr, self.momentum, self.v = lr, momentum, 0.0
 
     def step(self, X, T):
@@ -213,8 +207,10 @@ class Adam(_Optimizer):
 
     def __init__(self, model, loss, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(model, loss)
-        if not lr > 0:
-            raise ValueError(f"Adam: lr must be > 0, got {lr}")
+        number(lr, "Adam", "lr")
+        number(beta1, "Adam", "beta1", 0, 1, low_in=True)
+        number(beta2, "Adam", "beta2", 0, 1, low_in=True)
+        number(eps, "Adam", "eps")
         self.lr, self.betas, self.eps = lr, (beta1, beta2), eps
         self.m, self.v = np.zeros(model.num_params), np.zeros(model.num_params)
         self.t = 0
@@ -229,27 +225,25 @@ class Adam(_Optimizer):
 
 
 class _Damped(_Optimizer):
-    """The Levenberg-Marquardt loop both second-order methods share.
-
-    The step d minimises the damped quadratic model g^T d + d^T (A + lambda I) d / 2
-    (A = G or H). With the undamped prediction q(d) = g^T d + d^T A d / 2 < 0 and
-    rho = (C(w + d) - C(w)) / q(d), ``lm_update`` adapts lambda (if ``adapt``);
-    ``backtrack`` then shortens d until the decrease is sufficient (if
-    ``line_search``, else d is kept only if the loss fell). A step that finds no
-    decrease, or a d that is not a descent direction (g^T d >= 0), is rejected:
-    w stays.
+    """The Levenberg-Marquardt loop both second-order methods share: d minimises
+    g^T d + d^T (A + lambda I) d / 2 (A = G or H); with q(d) = g^T d + d^T A d / 2 < 0
+    and rho = (C(w + d) - C(w)) / q(d), ``lm_update`` adapts lambda (if ``adapt``),
+    ``backtrack`` shortens d to a sufficient decrease (if ``line_search``, else d is
+    kept only if the loss fell). No decrease, or g^T d >= 0: rejected, w stays.
+    C(w) of the last step is reused only for the same w, X and T (values compared).
     """
 
     def __init__(self, model, loss, damping, adapt, line_search):
         super().__init__(model, loss)
-        if not damping >= 0:
-            raise ValueError(f"{type(self).__name__}: damping must be >= 0, got {damping}")
+        number(damping, type(self).__name__, "damping", low_in=True)
         self.damping, self.adapt, self.line_search = float(damping), adapt, line_search
-        self._last = (None, None, None)   # (w, C(w), X) after the last step: C0 of the next
+        self._last = (None, None)         # ((w, X, T) copied, C(w)) after a step: C0 of the next
 
     def step(self, X, T):
-        w = parameters_to_vector(self.model)
-        same = self._last[2] is X and np.array_equal(self._last[0], w)
+        w, X, T = parameters_to_vector(self.model), np.asarray(X), np.asarray(T)
+        key = self._last[0]              # reused only for equal w, X and T (values, not objects)
+        same = key is not None and all(a.shape == b.shape and np.array_equal(a, b)
+                                       for a, b in zip(key, (w, X, T)))
         C0 = self._last[1] if same else self._value(X, T)
         g = self._grad(X, T)
         d, dAd, info = self._direction(X, T, g)
@@ -263,7 +257,7 @@ class _Damped(_Optimizer):
         else:
             alpha, C_new = (1.0, C1) if C1 < C0 else (0.0, C0)
         vector_to_parameters(w + alpha * d, self.model)
-        self._last = (w + alpha * d, C_new, X)
+        self._last = ((w + alpha * d, X.copy(), T.copy()), C_new)
         info.update(loss=C0, new_loss=C_new, rho=float(rho), damping=self.damping,
                     alpha=alpha, accepted=alpha > 0)
         if self.adapt:
@@ -272,25 +266,23 @@ class _Damped(_Optimizer):
 
 
 class HessianFree(_Damped):
-    """Martens' Hessian-free optimisation (2010) with the Gauss-Newton matrix.
-
-    Each step: the gradient g on the whole batch; G on a random curvature
-    mini-batch of ``curvature_batch`` samples (None: the whole batch);
-    (G + lambda I) d = -g solved by ``cg`` with, each switchable for an
-    ablation, a warm start from ``decay`` times the previous d, the
-    ``diagonal_preconditioner``, and the ``progress_stalled`` stop (else CG
-    runs to ``cg_max`` products or CG_TOL); then the ``_Damped`` loop:
-    Levenberg-Marquardt damping and a backtracking line search.
+    """Martens' Hessian-free optimisation (2010) with the Gauss-Newton matrix. Each
+    step: g on the whole batch, G on a random mini-batch of ``curvature_batch``
+    samples (None: all), (G + lambda I) d = -g by ``cg`` with, each switchable, a warm
+    start from ``decay`` times the last d, the ``diagonal_preconditioner`` and the
+    ``progress_stalled`` stop (else ``cg_max`` products or CG_TOL); then ``_Damped``.
     """
 
     def __init__(self, model, loss, damping=1.0, cg_max=50, curvature_batch=None, warm_start=True,
                  precondition=True, progress_stop=True, adapt=True, line_search=True, decay=0.95,
                  seed=0):
         super().__init__(model, loss, damping, adapt, line_search)
+        if curvature_batch is not None:
+            number(curvature_batch, "HessianFree", "curvature_batch", 1, integer=True, low_in=True)
         self.cg_max, self.curvature_batch, self.decay = cg_max, curvature_batch, decay
         self.warm_start, self.precondition, self.progress_stop = warm_start, precondition, \
             progress_stop
-        self.rng, self.d = np.random.default_rng(seed), None
+        self.rng, self.d = generator(seed, "HessianFree", "seed"), None
 
     def _direction(self, X, T, g):
         B, lam = len(X), self.damping
@@ -314,12 +306,10 @@ class HessianFree(_Damped):
 
 
 class Newton(_Damped):
-    """The damped step with the dense Hessian (``curvature="hessian"``) or
-    Gauss-Newton matrix (``"gauss_newton"``) of the whole batch, solved by
-    ``np.linalg.solve``: O(n^2) memory, O(n^3) time, for small models only.
-    Forming the matrix is counted as n Gauss-Newton-vector products (what it
-    costs from products; minigrad's composition formula is faster). H can be
-    indefinite: a step into negative curvature is kept if the loss falls."""
+    """The damped step with the dense Hessian (``curvature="hessian"``) or Gauss-Newton
+    matrix (``"gauss_newton"``) by ``np.linalg.solve``: O(n^2) memory, O(n^3) time.
+    Forming it counts as n Gauss-Newton-vector products. H can be indefinite: a
+    step into negative curvature is kept if the loss falls."""
 
     def __init__(self, model, loss, damping=1.0, curvature="hessian", adapt=True,
                  line_search=True):
@@ -337,20 +327,18 @@ class Newton(_Damped):
 
 
 def progress_default():
-    """Whether ``run`` shows a progress bar by default: yes, unless under pytest
-    (nbval) or with MINIGRAD_PROGRESS=0 in the environment, where outputs are
-    stored or compared and a bar would change them on every run."""
+    """Whether ``run`` shows a progress bar by default: not under pytest (nbval) or with
+    MINIGRAD_PROGRESS=0, where stored outputs would change on every run."""
     return os.environ.get("MINIGRAD_PROGRESS", "1") != "0" and "PYTEST_VERSION" not in os.environ
 
 
 def run(optimizer, X, T, budget, record=None, points=50, progress=None, desc=None):
-    """Train with ``optimizer.step(X, T)`` until it has used ``budget``
-    gradient passes; return a dict of arrays, one entry per record point
-    (the start, then whenever another budget / ``points`` passes are done, and
-    the end): ``passes``, ``seconds`` (of training, records excluded),
-    ``loss`` (training loss) and whatever ``record(model)`` returns (a dict of
-    floats), plus ``info``, the list of every step's dict.
-    """
+    """Train with ``optimizer.step(X, T)`` for ``budget`` gradient passes; returns a dict
+    of arrays, one entry per record point (the start, every budget / ``points`` passes,
+    the end): ``passes``, ``seconds`` (training only), ``loss`` and whatever
+    ``record(model)`` returns (floats), plus ``info``, the list of every step's dict."""
+    number(budget, "run", "budget")
+    number(points, "run", "points", 1, integer=True, low_in=True)
     if progress is None:
         progress = progress_default()
     bar = None

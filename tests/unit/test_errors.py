@@ -86,9 +86,9 @@ def test_nll_rejects_negative_probabilities():
 
 
 def test_linear_rejects_bad_sizes():
-    with pytest.raises(ValueError, match=r"Linear: out_features must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"Linear: out_features must be an integer in \[1, inf\), got 0"):
         mg.Linear(3, 0)
-    with pytest.raises(ValueError, match=r"Linear: in_features must be a positive integer, got 2.5"):
+    with pytest.raises(ValueError, match=r"Linear: in_features must be an integer in \[1, inf\), got 2.5"):
         mg.Linear(2.5, 3)
 
 
@@ -174,11 +174,20 @@ def test_tied_weights_are_refused():
         mg.Sequential(shared, mg.Tanh(), shared)
 
 
+def test_hessian_at_huge_inputs_is_finite_where_the_truth_is():
+    # tanh saturates (tanh' = 0 exactly) at 1e10 and at 1e200 alike, so the Hessians agree and
+    # the first layer's rows are 0; x x^T (1e400) must not overflow into them
+    net = mg.Sequential(mg.Linear(3, 4, rng=0), mg.Tanh(), mg.Linear(4, 2, rng=1))
+    H200 = mg.hessian(net, mg.MSELoss(), np.full((5, 3), 1e200), np.zeros((5, 2)))
+    H10 = mg.hessian(net, mg.MSELoss(), np.full((5, 3), 1e10), np.zeros((5, 2)))
+    assert np.array_equal(H200, H10) and not H200[:16].any() and H200[16:, 16:].any()
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_overflowing_hessian_is_reported_not_returned():
-    net = mg.Sequential(mg.Linear(3, 4, rng=0), mg.Tanh(), mg.Linear(4, 2, rng=1))
-    with pytest.raises(ValueError, match=r"hessian: result of shape \(26, 26\) has a non-finite value"):
-        mg.hessian(net, mg.MSELoss(), np.full((5, 3), 1e200), np.zeros((5, 2)))
+    lin, X = mg.Linear(3, 2, rng=0), np.full((5, 3), 1e200)       # the truth, x x^T, is 1e400
+    with pytest.raises(ValueError, match=r"hessian: result of shape \(8, 8\) has a non-finite value"):
+        mg.hessian(lin, mg.MSELoss(), X, lin(X))
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -211,3 +220,48 @@ def test_per_sample_grads_takes_a_list():
     net, T = model(), np.zeros((5, 2))
     got = mg.per_sample_grads(net, mg.MSELoss(), X.tolist(), T)
     np.testing.assert_allclose(got, mg.per_sample_grads(net, mg.MSELoss(), X, T))
+
+
+# ------------------------------------------ issue 24: errors that name the argument
+@pytest.mark.parametrize("call, message", [
+    (lambda: mg.check_module(mg.Tanh(), X, rng="abc"), "check_module: rng must be None, an integer seed"),
+    (lambda: mg.operators.hutchinson_trace(np.eye(3), 4, rng="abc"), "hutchinson_trace: rng must be None"),
+    (lambda: mg.operators.lanczos(np.eye(3), 2, rng="abc"), "lanczos: rng must be None"),
+    (lambda: mg.optim.HessianFree(model(), mg.MSELoss(), seed="abc"), "HessianFree: seed must be None"),
+    (lambda: mg.optim.SGD(model(), mg.MSELoss(), lr="abc"), r"SGD: lr must be a real number in \(0, inf\), got 'abc'"),
+    (lambda: mg.optim.SGD(model(), mg.MSELoss(), lr=np.inf), r"SGD: lr must be a real number in \(0, inf\), got inf"),
+    (lambda: mg.optim.Adam(model(), mg.MSELoss(), lr=0.1, beta1=1.0), r"Adam: beta1 must be a real number in \[0, 1\), got 1.0"),
+    (lambda: mg.optim.Adam(model(), mg.MSELoss(), lr=0.1, beta2=1.5), r"Adam: beta2 must be a real number in \[0, 1\), got 1.5"),
+    (lambda: mg.optim.HessianFree(model(), mg.MSELoss(), curvature_batch=0), r"HessianFree: curvature_batch must be an integer in \[1, inf\), got 0"),
+    (lambda: mg.optim.HessianFree(model(), mg.MSELoss(), curvature_batch=-1), r"curvature_batch must be an integer in \[1, inf\), got -1"),
+    (lambda: mg.optim.run(mg.optim.SGD(model(), mg.MSELoss(), lr=0.1), X, np.zeros((5, 2)), 1.0, points=0), r"run: points must be an integer in \[1, inf\), got 0"),
+])
+def test_optimiser_and_seed_arguments_are_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_a_huge_label_is_quoted_as_given():
+    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy\(\): label 1e\+20 at index 2 is out of range for 2 classes"):
+        mg.grad(model(), mg.SoftmaxCrossEntropy(), X, np.array([0.0, 1.0, 1e20, 0.0, 1.0]))
+
+
+def test_hessian_free_with_a_curvature_batch_takes_lists():
+    rng = np.random.default_rng(0)
+    Xs, Ts = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
+    a, b = model(), model()
+    info_list = mg.optim.HessianFree(a, mg.SoftmaxCrossEntropy(), curvature_batch=8).step(Xs.tolist(), Ts.tolist())
+    info_array = mg.optim.HessianFree(b, mg.SoftmaxCrossEntropy(), curvature_batch=8).step(Xs, Ts)
+    assert info_list["new_loss"] == info_array["new_loss"] < info_array["loss"]
+
+
+def test_an_operator_vector_of_the_wrong_length_names_the_shapes():
+    op = mg.hessian_operator(model(), mg.SoftmaxCrossEntropy(), X, T)
+    with pytest.raises(ValueError, match=r"hessian_operator: matvec expects a vector of shape \(26,\) or \(26, 1\), one entry per parameter, got shape \(25,\)"):
+        op.matvec(np.ones(25))
+    with pytest.raises(ValueError, match=r"hessian_operator: matmat expects shape \(26, k\), got \(25, 2\)"):
+        op @ np.ones((25, 2))
+
+
+def test_input_jacobian_takes_a_list():
+    assert mg.input_jacobian(mg.Tanh(), [[0.0, 1.0]]).shape == (1, 2, 2)

@@ -170,13 +170,16 @@ def factors(seed, o, k):
     return P @ P.T / o, Q @ Q.T / k, rng.standard_normal((o, k))
 
 
-def solve_variants(S, A, V, lam):
+def solve_variants(S, A, V, lam, dense=True):
     o, k = V.shape
     sigma, QS = np.linalg.eigh(S)
     alpha, QA = np.linalg.eigh(A)
     factored = QS @ ((QS.T @ V @ QA) / np.outer(sigma + lam, alpha + lam)) @ QA.T
-    return {"damps each factor, (sigma_i + lam)(alpha_j + lam): that solves (S + lam I) kron (A + lam I), "
-            "not S kron A + lam I": factored,
+    per_factor = {"damps each factor, (sigma_i + lam)(alpha_j + lam): that solves (S + lam I) kron (A + lam I), "
+                  "not S kron A + lam I": factored}
+    if not dense:
+        return per_factor
+    return {**per_factor,
             "solves with the factors swapped (A kron S): vec(U) is row-major, so S acts on rows, A on columns":
             np.linalg.solve(np.kron(A, S) + lam * np.eye(o * k), V.ravel()).reshape(o, k),
             "ignores the damping": np.linalg.lstsq(np.kron(S, A), V.ravel(), rcond=None)[0].reshape(o, k)}
@@ -190,7 +193,10 @@ def solve_at_scale(nb):
                         "the (o k) x (o k) matrix S kron A + lam I (29 GB at o = 200, k = 300)")
     if U is None or np.shape(U) != V.shape:
         raise WrongAnswer(f"kfac_solve must return an array shaped like V {V.shape}, got {np.shape(U)}")
-    expect(S @ np.asarray(U, dtype=float) @ A.T + 0.5 * np.asarray(U, dtype=float), V, tol=1e-8)
+    U = np.asarray(U, dtype=float)
+    per_factor = solve_variants(S, A, V, 0.5, dense=False)
+    expect(S @ U @ A.T + 0.5 * U, V, tol=1e-8,           # the residual, and those of the wrong answers
+           variants={why: S @ W @ A.T + 0.5 * W for why, W in per_factor.items()})
 
 
 @pytest.mark.exercise("9.4", points=4)

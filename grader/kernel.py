@@ -81,38 +81,18 @@ def _seconds(s):
 
 
 def remove_tree(path):
-    """Remove ``path`` and everything under it, however deep (no recursion), ignoring errors."""
-    stack = [str(path)]
-    while stack:
-        top = stack[-1]
-        try:
-            entries = list(os.scandir(top))
-        except NotADirectoryError:
-            entries = None
-        except OSError:
-            entries = []
-        if entries is None:                  # a file or a link
-            stack.pop()
-            try:
-                os.unlink(top)
-            except OSError:
-                pass
-            continue
-        subfolders = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
-        for e in entries:
-            if not e.is_dir(follow_symlinks=False):
-                try:
-                    os.unlink(e.path)
-                except OSError:
-                    pass
-        if subfolders:
-            stack.extend(subfolders)
-            continue
-        stack.pop()
-        try:
-            os.rmdir(top)
-        except OSError:
-            pass
+    """Remove ``path`` and everything under it, however deep, ignoring errors.
+
+    ``rm -rf`` walks a tree of any depth relative to open folders; Python's ``shutil.rmtree``
+    recurses and its paths grow, so 3,000 nested folders raise RecursionError (or
+    ENAMETOOLONG) there. It is only the fallback where ``rm`` is missing."""
+    rm = shutil.which("rm")
+    if rm:
+        subprocess.run([rm, "-rf", "--one-file-system", "--", str(path)],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    if os.path.lexists(path):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class _SandboxedKernelManager(KernelManager):

@@ -39,10 +39,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from grader import cgroups
 from grader.settings import AUTODIFF_PACKAGES, NICE, SOCKETS_SIZE
 
 __all__ = ["SandboxUnavailable", "check", "command", "environment", "kernel_uid", "HOME",
-           "SOCKETS", "CONNECTION_FILE", "autodiff_paths", "sandbox_root"]
+           "SOCKETS", "CONNECTION_FILE", "autodiff_paths", "sandbox_root", "not_enforced"]
 
 #: the kernel's home folder inside the sandbox (a fresh tmpfs)
 HOME = "/home/learner"
@@ -101,6 +102,18 @@ def _namespaces():
         return ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                 "--unshare-cgroup-try"]
     return ["--unshare-all"]
+
+
+def not_enforced():
+    """A warning naming the limits of the whole sandbox this machine does not enforce, or
+    None when it enforces them all (see :mod:`grader.cgroups`)."""
+    missing = cgroups.not_enforced()
+    if not missing:
+        return None
+    return (f"not enforced on this machine: {', '.join(missing)} (no control group the grader "
+            "may write: cgroup v2 delegated to it, or cgroup v1 as root); each kernel process "
+            "still has its own limits (address space, CPU time, file size, and processes when "
+            f"grading as root) and runs at nice {NICE}")
 
 
 def kernel_uid():

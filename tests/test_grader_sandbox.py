@@ -296,3 +296,197 @@ def test_output_across_calls_does_not_pile_up(probe):
     assert cut >= 5
     assert probe.call("answer") == 42
     assert _peak_rss_mb() - before < 300
+
+
+# ---------------------------------------------------------------- hostile notebooks, graded
+#: switches the in-kernel no-autodiff rule off, then answers 3.1 to 3.3 with autograd
+AUTODIFF_ANSWERS = r'''
+import autograd, autograd.numpy as anp
+import numpy as np
+import minigrad
+
+def low_rank_jacobians(U, V, x):
+    U, V, x = (np.asarray(a, dtype=float) for a in (U, V, x))
+    if U.ndim != 2 or V.ndim != 2 or x.ndim != 1 or U.shape[1] != V.shape[0] or V.shape[1] != x.size:
+        raise ValueError("low_rank_jacobians: shapes do not match")
+    return (autograd.jacobian(lambda A: anp.dot(A, anp.dot(V, x)))(U),
+            autograd.jacobian(lambda A: anp.dot(U, anp.dot(A, x)))(V))
+
+def _softplus(z):
+    return anp.logaddexp(0.0, z)
+
+def _gelu(z):
+    return 0.5 * z * (1.0 + anp.tanh(np.sqrt(2.0 / np.pi) * (z + 0.044715 * z ** 3)))
+
+class Softplus(minigrad.Elementwise):
+    def f(self, x):
+        return np.logaddexp(0.0, x)
+    def df(self, x):
+        return autograd.elementwise_grad(_softplus)(x)
+
+class GELU(minigrad.Elementwise):
+    def f(self, x):
+        return _gelu(x)
+    def df(self, x):
+        return autograd.elementwise_grad(_gelu)(x)
+'''
+PATCH_OFF = "import grader.bridge\ngrader.bridge._patch = lambda names: []\n"
+
+#: one message of 200 zero-copy frames of one 64 MB buffer, from inside 2.2's function
+FRAMES = r'''
+_right_batch_outer = batch_outer
+
+def batch_outer(U, V):
+    import time
+    kernel = get_ipython().kernel
+    block = memoryview(bytearray(64 << 20))
+    kernel.session.send(kernel.iopub_socket, "display_data", {"data": {}, "metadata": {}},
+                        parent=kernel.get_parent(), buffers=[block] * 200)
+    time.sleep(2)
+    return _right_batch_outer(U, V)
+'''
+
+#: user namespaces and a RAM file system; every writable place filled, 3,000 nested folders
+ESCAPE = r'''
+import os, subprocess
+subprocess.run(["unshare", "-Urm", "sh", "-c",
+                "mount -t tmpfs -o size=12g none /mnt && head -c 2000000000 /dev/zero > /mnt/x"],
+               capture_output=True)
+_chunk = b"\0" * (64 << 20)
+for _place in ("/tmp", os.path.expanduser("~"), "/run/kernel", "/dev/shm", "/dev", "/", os.getcwd()):
+    for _k in range(1000):
+        try:
+            with open(os.path.join(_place, f"fill-{_k}"), "wb") as _f:
+                _f.write(_chunk)
+        except OSError:
+            break
+    try:
+        os.chdir(_place)
+        for _ in range(3000):
+            os.mkdir("d")
+            os.chdir("d")
+    except OSError:
+        pass
+os.chdir(os.path.expanduser("~"))
+del _chunk
+'''
+
+#: 40 threads that spin for 30 s, started at once
+SPIN_THREADS = r'''
+import threading, time
+def _spin(end=time.monotonic() + 30):
+    while time.monotonic() < end:
+        pass
+for _ in range(40):
+    threading.Thread(target=_spin, daemon=True).start()
+'''
+
+
+def _read(path):
+    return nbformat.read(str(path), as_version=4)
+
+
+def _with_cells(nb, *sources, after=None):
+    """A copy of ``nb`` with code cells added: after the cell defining ``after``, else at
+    the end."""
+    nb = copy.deepcopy(nb)
+    k = len(nb.cells) if after is None else 1 + next(
+        i for i, c in enumerate(nb.cells) if c.cell_type == "code" and f"def {after}(" in c.source)
+    for source in reversed(sources):
+        nb.cells.insert(k, nbformat.v4.new_code_cell(source))
+    return nb
+
+
+def _write(nb, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+
+
+def _grade(folder, out, tmpdir, env=None, *args):
+    run = subprocess.run([sys.executable, "-m", "grader", str(folder), "--json", str(out),
+                          "--jobs", "2", *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=1500, env=dict(env or os.environ, TMPDIR=str(tmpdir)))
+    return run, json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sandbox")
+    sub, gradetmp = tmp / "submissions", tmp / "t"
+    gradetmp.mkdir()
+    sol02, sol03 = (_read(ROOT / "solutions" / f"{c}.ipynb") for c in ("02_linear_algebra", "03_jacobian"))
+    ex03 = _read(ROOT / "exercises" / "03_jacobian.ipynb")
+    _write(sol02, sub / "honest" / "02_linear_algebra.ipynb")
+    _write(sol03, sub / "honest" / "03_jacobian.ipynb")
+    _write(_with_cells(ex03, AUTODIFF_ANSWERS), sub / "autodiff_rule_on.ipynb")
+    _write(_with_cells(ex03, PATCH_OFF + AUTODIFF_ANSWERS), sub / "autodiff_rule_off.ipynb")
+    _write(_with_cells(sol02, FRAMES, after="batch_outer"), sub / "frames.ipynb")
+    escape = _with_cells(sol02, ESCAPE)
+    escape.cells.insert(2, nbformat.v4.new_code_cell(ESCAPE))
+    _write(escape, sub / "escape.ipynb")
+    _write(_with_cells(sol02, SPIN_THREADS, after="frobenius"), sub / "spin.ipynb")
+    run, results = _grade(sub, tmp / "all.json", gradetmp)
+    by_name = {str(Path(r["notebook"]).relative_to(sub)): r for r in results}
+    return {"run": run, "by_name": by_name, "gradetmp": gradetmp, "tmp": tmp, "sub": sub}
+
+
+def _points(result):
+    return {e["id"]: e for e in result["exercises"]}
+
+
+def _full_marks(result):
+    assert result["max_score"] > 0 and result["score"] == result["max_score"], result
+
+
+def test_hostile_run_exits_cleanly_and_honest_neighbours_keep_full_marks(graded):
+    assert graded["run"].returncode == 0, graded["run"].stderr
+    if not cgroups.not_enforced():
+        assert "WARNING" not in graded["run"].stderr
+    for name in ("honest/02_linear_algebra.ipynb", "honest/03_jacobian.ipynb"):
+        _full_marks(graded["by_name"][name])
+
+
+def test_switching_the_kernel_rule_off_gains_nothing(graded):
+    """The in-kernel rule is advisory: with it switched off, answers through autograd earn what
+    they earn with it on, because autograd is a stand-in in the kernel's file system."""
+    on, off = graded["by_name"]["autodiff_rule_on.ipynb"], graded["by_name"]["autodiff_rule_off.ipynb"]
+    assert off["score"] == on["score"] and off["score"] <= 0.2 * off["max_score"], off
+    for ex in ("3.1", "3.2", "3.3"):
+        assert not _points(off)[ex]["passed"], _points(off)[ex]
+    assert any("automatic differentiation is not available" in e["message"]
+               for e in off["exercises"]), off
+
+
+def test_zero_copy_frames_cost_only_their_exercise(graded):
+    got = _points(graded["by_name"]["frames.ipynb"])
+    for ex, e in got.items():
+        if ex == "2.2":
+            assert e["points"] == 0 and "output limit 16 MB exceeded" in e["message"], e
+        else:
+            assert e["passed"], e
+
+
+def test_namespaces_and_filled_disks_keep_full_marks_and_leave_nothing(graded):
+    _full_marks(graded["by_name"]["escape.ipynb"])
+    left = [str(p) for p in graded["gradetmp"].rglob("*")
+            if p != graded["gradetmp"] / "minigrad-grade"]     # the grader's own, empty
+    assert left == [], f"left on the host after grading: {left[:5]}"
+
+
+def test_spinning_threads_leave_the_neighbours_their_marks(graded):
+    assert "error" not in graded["by_name"]["spin.ipynb"]
+    _full_marks(graded["by_name"]["honest/02_linear_algebra.ipynb"])
+
+
+def test_missing_cgroups_are_named(graded, tmp_path):
+    """Without control groups, the grader grades and says what it does not enforce."""
+    env = dict(os.environ, MINIGRAD_GRADER_NO_CGROUPS="1")
+    run, result = _grade(graded["sub"] / "honest" / "02_linear_algebra.ipynb",
+                         tmp_path / "one.json", tmp_path, env)
+    assert run.returncode == 0, run.stderr
+    _full_marks(result)
+    warning = [line for line in run.stderr.splitlines() if "WARNING" in line]
+    assert len(warning) == 1, run.stderr
+    for what in ("memory of the whole sandbox", "processes of the whole sandbox",
+                 "CPU share of the whole sandbox"):
+        assert what in warning[0]

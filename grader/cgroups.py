@@ -111,6 +111,20 @@ def _v1_parents(mounts, own):
     return parents
 
 
+def _sweep(parent):
+    """Remove the empty groups left by grading processes that are gone (killed, say)."""
+    for folder in Path(parent).glob("minigrad-*-*"):
+        try:
+            pid = int(folder.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
 @functools.lru_cache(maxsize=1)
 def support():
     """``("v2", {controller: parent})``, ``("v1", {controller: parent})`` or ``(None, {})``:
@@ -120,8 +134,11 @@ def support():
     mounts, own = _mounts(), _own_paths()
     parent = _v2_parent(mounts, own)
     if parent is not None:
+        _sweep(parent)
         return "v2", {c: parent for c in CONTROLLERS}
     parents = _v1_parents(mounts, own)
+    for folder in set(parents.values()):
+        _sweep(folder)
     return ("v1", parents) if parents else (None, {})
 
 

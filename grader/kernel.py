@@ -18,6 +18,13 @@ exceeded", "raised TypeError: ..."). A request that hangs is interrupted, and th
 killed and started again if the interrupt does not work; a kernel that dies is started
 again and the notebook run again (without the cells that killed or hung it), so a later
 test finds a working kernel. Every wait is also bounded by the notebook's whole time limit.
+
+In the sandbox, each kernel start gets its own control groups (:mod:`grader.cgroups`, where
+the grader has them: the memory limit's kills are named as such) and its sockets are reached
+through a :class:`grader.relay.Relay`, which cuts the kernel off when one message or one
+execution sends more than :class:`~grader.settings.Limits` allows (named as the output
+limit). The kernel's host folder holds only its connection file (read-only inside) and the
+relay's sockets, and is removed with :func:`remove_tree`.
 """
 import errno
 import os

@@ -120,6 +120,16 @@ def memory(n, mb):
              for _ in range(n)]
     return [p.wait() for p in procs]
 
+def hog(children, mb, own):
+    """`children` processes of mb MB, then own MB held by the kernel itself."""
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD.replace("MB", str(mb))])
+             for _ in range(children)]
+    time.sleep(1.5)
+    block = bytearray(own << 20)
+    block[::4096] = b"x" * len(block[::4096])
+    time.sleep(6)
+    return [p.wait() for p in procs]
+
 def priority():
     """The nice value, and whether it can be lowered back."""
     nice = os.getpriority(os.PRIO_PROCESS, 0)
@@ -253,6 +263,18 @@ def test_memory_of_the_whole_sandbox_is_limited(probe):
     2 GB at once; the kernel survives or is restarted, and answers."""
     codes = probe.call("memory", 4, 500)
     assert -9 in codes, codes
+    assert probe.call("answer") == 42
+
+
+@needs_cgroup
+def test_a_kernel_killed_by_the_memory_limit_is_named_and_restarted(probe):
+    """Two processes of 450 MB and 700 MB in the kernel itself (under its 1.5 GB of address
+    space): the kernel, the largest, is killed; the reason names the memory limit."""
+    restarts = probe.restarts
+    with pytest.raises(LimitExceeded) as info:
+        probe.call("hog", 2, 450, 700)
+    assert info.value.short == "memory limit 1.5 GB exceeded"
+    assert probe.restarts == restarts + 1
     assert probe.call("answer") == 42
 
 

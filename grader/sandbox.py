@@ -76,8 +76,6 @@ def check():
             "(make grade does it: scripts/ensure_bwrap.sh), or grade without a sandbox with "
             "--no-sandbox, only for notebooks you trust")
     probe = [bwrap, *_namespaces(), "--die-with-parent", "--ro-bind", "/", "/", "true"]
-    if not _root():
-        probe[1:1] = ["--unshare-user", "--disable-userns"]
     try:
         run = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -104,10 +102,39 @@ def _namespaces():
     return ["--unshare-all"]
 
 
+def _drop_to_kernel_user():
+    uid = kernel_uid()
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all"]
+
+
+@functools.lru_cache(maxsize=1)
+def _userns_guard():
+    """How the kernel is kept from making user namespaces: "bwrap" (its own ``bwrap
+    --disable-userns``), "impossible" (its user cannot make one here anyway), or "none"."""
+    bwrap = _bwrap()
+    if bwrap is None:
+        return "none"
+    drop = _drop_to_kernel_user() if _root() else []
+    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
+             "stderr": subprocess.DEVNULL, "timeout": 30}
+    try:
+        if subprocess.run([*drop, bwrap, "--unshare-user", "--disable-userns", "--ro-bind",
+                           "/", "/", "true"], **quiet).returncode == 0:
+            return "bwrap"
+        if subprocess.run([*drop, "unshare", "--user", "true"], **quiet).returncode != 0:
+            return "impossible"
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return "none"
+
+
 def not_enforced():
     """A warning naming the limits of the whole sandbox this machine does not enforce, or
     None when it enforces them all (see :mod:`grader.cgroups`)."""
     missing = cgroups.not_enforced()
+    if _userns_guard() == "none":
+        missing = ["no user namespaces inside the sandbox", *missing]
     if not missing:
         return None
     return (f"not enforced on this machine: {', '.join(missing)} (no control group the grader "
@@ -231,8 +258,9 @@ def command(argv, *, lib, connection_file, limits, cgroup_procs=()):
     args = [bwrap, *_namespaces(), "--die-with-parent", "--unsetenv", "JPY_PARENT_PID",
             "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size,
             "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
+    guard = _userns_guard() == "bwrap"
     if not _root():
-        args[1:1] = ["--unshare-user", "--disable-userns"]
+        args[1:1] = ["--unshare-user", "--disable-userns"] if guard else []
     for name in ("bin", "lib", "lib32", "lib64", "sbin", "usr"):
         p = Path("/") / name
         if p.is_symlink():
@@ -256,12 +284,11 @@ def command(argv, *, lib, connection_file, limits, cgroup_procs=()):
     args += ["--remount-ro", "/"]
     inner = []
     if _root():
-        uid = kernel_uid()
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        inner = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                 "--inh-caps=-all", "--bounding-set=-all",
-                 bwrap, "--unshare-user", "--disable-userns", "--die-with-parent",
-                 "--bind", "/", "/", "--"]
+        inner = _drop_to_kernel_user()
+        if guard:
+            inner += [bwrap, "--unshare-user", "--disable-userns", "--die-with-parent",
+                      "--bind", "/", "/", "--"]
     rlimits = ["prlimit", f"--as={limits.memory}", f"--fsize={limits.file_size}",
                f"--cpu={limits.cpu_time}:{limits.cpu_time + 5}", "--core=0", "--nice=0"]
     if _root():     # a user of its own: RLIMIT_NPROC counts the kernel's processes only

@@ -252,6 +252,34 @@ def test_remove_tree_survives_deep_nesting(tmp_path):
     assert not folder.exists()
 
 
+def test_the_warning_names_each_limit_not_enforced(monkeypatch):
+    monkeypatch.setattr(sandbox, "_userns_guard", lambda: "none")
+    monkeypatch.setattr(cgroups, "support", lambda: (None, {}))
+    text = sandbox.not_enforced()
+    for what in ("no user namespaces inside the sandbox", "memory of the whole sandbox",
+                 "processes of the whole sandbox", "CPU share of the whole sandbox"):
+        assert what in text
+    monkeypatch.setattr(sandbox, "_userns_guard", lambda: "impossible")
+    monkeypatch.setattr(cgroups, "support", lambda: ("v1", dict.fromkeys(cgroups.CONTROLLERS, ROOT)))
+    assert sandbox.not_enforced() is None
+
+
+def _frame(size, more):
+    """A ZMTP 3 frame header and body: flags (MORE, LONG), size, zero bytes."""
+    flags = (0x01 if more else 0) | (0x02 if size > 255 else 0)
+    head = size.to_bytes(8 if size > 255 else 1, "big")
+    return bytes([flags]) + head + b"\0" * size
+
+
+def test_the_relay_counts_a_message_across_its_frames():
+    from grader.relay import GREETING, _Counter
+    counter = _Counter()
+    stream = b"\0" * GREETING + _frame(300, True) + _frame(300, False)    # 600 bytes: fits
+    assert all(counter.feed(stream[k:k + 7], cap=700) for k in range(0, len(stream), 7))
+    many = b"".join(_frame(100, True) for _ in range(7)) + _frame(100, False)
+    assert not counter.feed(many, cap=700)                                # 800 bytes in 8 frames
+
+
 needs_cgroup = pytest.mark.skipif(
     bool(cgroups.not_enforced()), reason="no writable control groups here: see "
     "test_missing_cgroups_are_named for the warning")

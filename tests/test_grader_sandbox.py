@@ -20,8 +20,6 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import nbformat
@@ -32,7 +30,6 @@ from grader.kernel import LimitExceeded, Notebook, make_lib, remove_tree
 from grader.settings import CPU_CORES, MB, NICE, Limits
 
 ROOT = Path(__file__).resolve().parents[1]
-ROOTED = os.geteuid() == 0
 
 pytestmark = pytest.mark.skipif(sandbox._bwrap() is None, reason="bwrap is not installed")
 

@@ -8,6 +8,9 @@ data (:mod:`grader.kernel`, :mod:`grader.codec`). The modules:
 - :mod:`grader.codec`: the plain-data codec (JSON with tagged ``np.save`` arrays);
 - :mod:`grader.bridge`: the code that runs in the kernel and answers requests;
 - :mod:`grader.sandbox`: the ``bwrap`` command line and the resource limits of a kernel;
+- :mod:`grader.cgroups`: control groups for a whole sandbox (memory, processes, CPU);
+- :mod:`grader.relay`: the relay to a kernel's sockets that caps what it sends;
+- :mod:`grader.standin`: what a graded kernel imports in place of an autodiff package;
 - :mod:`grader.kernel`: :class:`~grader.kernel.Notebook`, one notebook in one kernel;
 - :mod:`grader.plugin`: the pytest plugin (the ``exercise`` marker, the ``nb`` fixture,
   the per-test report);

@@ -274,6 +274,8 @@ def main(argv=None):
         except sandbox.SandboxUnavailable as exc:
             print(f"grade: refusing to grade: {exc}", file=sys.stderr)
             return 2
+        if sandbox.not_enforced():
+            print(f"grade: WARNING: {sandbox.not_enforced()}", file=sys.stderr)
     paths = notebooks_under(target)
     if not paths:
         print(f"grade: {target}: no notebook (*.ipynb) in this folder", file=sys.stderr)

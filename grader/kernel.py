@@ -18,6 +18,13 @@ exceeded", "raised TypeError: ..."). A request that hangs is interrupted, and th
 killed and started again if the interrupt does not work; a kernel that dies is started
 again and the notebook run again (without the cells that killed or hung it), so a later
 test finds a working kernel. Every wait is also bounded by the notebook's whole time limit.
+
+In the sandbox, each kernel start gets its own control groups (:mod:`grader.cgroups`, where
+the grader has them: the memory limit's kills are named as such) and its sockets are reached
+through a :class:`grader.relay.Relay`, which cuts the kernel off when one message or one
+execution sends more than :class:`~grader.settings.Limits` allows (named as the output
+limit). The kernel's host folder holds only its connection file (read-only inside) and the
+relay's sockets, and is removed with :func:`remove_tree`.
 """
 import errno
 import os
@@ -33,12 +40,14 @@ import zmq
 from jupyter_client import KernelManager
 
 from grader import sandbox
+from grader.cgroups import Group
 from grader.codec import decode, encode
+from grader.relay import Relay
 from grader.settings import (INTERRUPT_GRACE, MAX_RESTARTS, MIME, STARTUP_TIMEOUT, Limits,
                              format_bytes)
 
 __all__ = ["NotebookError", "NotebookTimeout", "KernelDied", "LimitExceeded", "Notebook",
-           "make_lib", "decode_answer"]
+           "make_lib", "decode_answer", "remove_tree"]
 
 
 class NotebookError(Exception):
@@ -78,20 +87,58 @@ def _seconds(s):
     return f"{s:g} s"
 
 
-class _SandboxedKernelManager(KernelManager):
-    """A kernel manager whose kernel command runs in the sandbox."""
+def remove_tree(path):
+    """Remove ``path`` and everything under it, however deep, ignoring errors.
 
-    sandbox_options = None      # set per instance: dict(lib=, sockets=, limits=)
+    ``rm -rf`` walks a tree of any depth relative to open folders; Python's ``shutil.rmtree``
+    recurses and its paths grow, so 3,000 nested folders raise RecursionError (or
+    ENAMETOOLONG) there. It is only the fallback where ``rm`` is missing."""
+    rm = shutil.which("rm")
+    if rm:
+        subprocess.run([rm, "-rf", "--one-file-system", "--", str(path)],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    if os.path.lexists(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class _SandboxedKernelManager(KernelManager):
+    """A kernel manager whose kernel runs in the sandbox, its sockets inside it, reached
+    through a :class:`grader.relay.Relay` that caps what the kernel sends."""
+
+    sandbox_options = None      # set per instance: dict(lib=, limits=, cgroup_procs=)
+    relay = None
+    relay_prefix = None         # where the relay listens (a folder only the grader sees)
 
     def format_kernel_cmd(self, extra_arguments=None):
         argv = super().format_kernel_cmd(extra_arguments)
         if self.sandbox_options is None:
             return argv
         uid = sandbox.kernel_uid()
-        if uid != os.getuid():              # the kernel's user must use its socket folder
-            for p in [self.sandbox_options["sockets"], *self.sandbox_options["sockets"].iterdir()]:
-                os.chown(p, uid, uid)
-        return sandbox.command(argv, **self.sandbox_options)
+        if uid != os.getuid():              # the kernel's user must read its connection file
+            os.chown(self.connection_file, uid, uid)
+        argv = [sandbox.CONNECTION_FILE if a == self.connection_file else a for a in argv]
+        return sandbox.command(argv, connection_file=self.connection_file,
+                               **self.sandbox_options)
+
+    async def _async_post_start_kernel(self, **kw):
+        if self.sandbox_options is not None:
+            pid, inside, found = self.provisioner.process.pid, self.ip, []
+
+            def target():
+                if not found:
+                    root = sandbox.sandbox_root(pid)
+                    if root is None:
+                        return None
+                    found.append(f"{root}{inside}")
+                return found[0]
+
+            limits = self.sandbox_options["limits"]
+            self.relay = Relay(self.relay_prefix, target, self.ports,
+                               message_bytes=limits.message_bytes,
+                               execution_bytes=limits.execution_bytes)
+            self.ip = self.relay_prefix         # the grading process connects to the relay
+        await super()._async_post_start_kernel(**kw)
 
 
 class Notebook:
@@ -115,6 +162,7 @@ class Notebook:
         self._skip = set()          # cells that killed or hung the kernel: left out on restart
         self._km = self._kc = None
         self._folder = None
+        self._group = None
         self._given_up = None
         self._deadline = None
 
@@ -131,22 +179,25 @@ class Notebook:
         if self._deadline is None:
             self._deadline = time.monotonic() + self.limits.notebook_timeout
         self._folder = Path(tempfile.mkdtemp(prefix="minigrad-kernel-"))
-        sockets = self._folder / "run"
-        sockets.mkdir()
         context = zmq.Context()
-        # a single message over the output limit is dropped by zmq, never held here
-        # (text may grow up to 6 times as JSON escapes)
-        context.setsockopt(zmq.MAXMSGSIZE, 6 * self.limits.output + (1 << 20))
+        # a single frame over the message cap is dropped by zmq, never held here (a message of
+        # many frames is cut by the relay)
+        context.setsockopt(zmq.MAXMSGSIZE, self.limits.message_bytes)
         context.setsockopt(zmq.RCVHWM, 64)
         km = _SandboxedKernelManager(kernel_name="python3", transport="ipc", context=context,
-                                     connection_file=str(sockets / "kernel.json"))
+                                     connection_file=str(self._folder / "kernel.json"))
         km.kernel_spec.interrupt_mode = "message"      # a signal would reach bwrap, not Python
         if self.use_sandbox:
-            km.sandbox_options = {"lib": self.lib, "sockets": sockets, "limits": self.limits}
+            self._group = Group(self.limits)
+            km.ip = f"{sandbox.SOCKETS}/kernel"        # inside the sandbox
+            km.relay_prefix = str(self._folder / "relay")
+            km.sandbox_options = {"lib": self.lib, "limits": self.limits,
+                                  "cgroup_procs": self._group.procs}
             env, cwd = sandbox.environment(self.lib), str(self._folder)
         else:
             home = self._folder / "home"
             home.mkdir()
+            km.ip = str(self._folder / "kernel")
             env, cwd = sandbox.environment(self.lib, home=home), str(home)
         self._km = km
         # the kernel gets no handle on the grading process's output
@@ -202,9 +253,13 @@ class Notebook:
                 self._km.context.destroy(linger=0)
             except Exception:
                 pass
+            if self._km.relay is not None:
+                self._km.relay.close()
+        if self._group is not None:
+            self._group.close()
         if self._folder:
-            shutil.rmtree(self._folder, ignore_errors=True)
-        self._km = self._kc = self._folder = None
+            remove_tree(self._folder)
+        self._km = self._kc = self._folder = self._group = None
 
     def _restart(self, rerun=True):
         self._shutdown()
@@ -247,6 +302,8 @@ class Notebook:
             return None
         if code is None:
             return None
+        if self._group is not None and self._group.oom_kills():
+            return f"memory limit {format_bytes(self.limits.memory)} exceeded"
         signum = code - 128 if code > 128 else -code if code < 0 else None
         if signum == signal.SIGXCPU:
             return f"CPU time limit {self.limits.cpu_time} s exceeded"
@@ -260,7 +317,9 @@ class Notebook:
     def _execute(self, code, timeout, store_history=False):
         """Run ``code``; a dict with status "ok" / "error" / "timeout" / "died" / "stuck" /
         "output", "error" (type and message), "payloads" (the bridge's answers), "seconds"."""
-        kc = self._kc
+        kc, relay = self._kc, self._km.relay
+        if relay is not None:
+            relay.reset()
         msg_id = kc.execute(code, silent=False, store_history=store_history,
                             allow_stdin=False, stop_on_error=False)
         start = time.monotonic()
@@ -285,6 +344,10 @@ class Notebook:
                 msg = kc.get_iopub_msg(timeout=0.2)
             except queue.Empty:
                 msg = None
+            if relay is not None and relay.overflow:
+                return {"status": "output", "payloads": [], "seconds": now - start,
+                        "error": f"output limit {format_bytes(self.limits.output)} exceeded "
+                                 f"({relay.overflow})"}
             if msg is not None and msg.get("parent_header", {}).get("msg_id") == msg_id:
                 kind, content = msg["msg_type"], msg["content"]
                 received += len(str(content)) if kind != "status" else 0

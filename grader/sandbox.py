@@ -3,34 +3,53 @@
 :func:`command` wraps a kernel's command line in ``bwrap`` so that the kernel
 
 - sees a file system made of the system's programs and libraries, the Python
-  environment and the grader's copy of ``grader``/``minigrad`` (all read-only), a private
-  ``/tmp`` and home folder (fresh ``tmpfs``, gone with the kernel) and the one folder of
-  its Jupyter sockets: never the repository, the solutions, another kernel's folder or
-  the grading reports;
+  environment and the grader's copy of ``grader``/``minigrad`` (all read-only), in which
+  every package that differentiates (:data:`grader.settings.AUTODIFF_PACKAGES`) is replaced by
+  the stand-in :mod:`grader.standin`;
+- can write only to size-capped ``tmpfs`` file systems of its own mount namespace, gone with
+  it whatever they hold: ``/tmp``, its home folder, ``/dev/shm`` and its socket folder
+  (:data:`SOCKETS`); the root, ``/dev`` and every bind are read-only, and nothing of the
+  host is writable;
 - has no network (its own network namespace: not even the host's 127.0.0.1), its own PID,
-  IPC and UTS namespaces, and dies with the grading process (``--die-with-parent``; the
-  PID namespace ends every process it started, however detached);
-- runs under ``prlimit``: address space, file size and CPU time per process, and (when the
-  grader runs as root, which lets the kernel run as a user of its own) a number of
-  processes.
+  IPC, UTS and cgroup namespaces, and dies with the grading process (``--die-with-parent``;
+  the PID namespace ends every process it started, however detached);
+- cannot make user namespaces (``--disable-userns``), so it cannot mount a file system of its
+  own;
+- runs at the lowest CPU priority (nice :data:`~grader.settings.NICE`, and its autogroup too)
+  under ``prlimit``: address space, file size and CPU time per process, and a number of
+  processes; when the grader has control groups (:mod:`grader.cgroups`), the whole sandbox
+  also has one memory, process and CPU budget.
 
-The kernel talks to the grading process over Unix sockets in its socket folder (jupyter's
-``ipc`` transport): TCP on 127.0.0.1 does not cross a network namespace.
+As root, the outer ``bwrap`` sets up the namespaces and mounts, and the kernel then runs as a
+user of its own (:func:`kernel_uid`) in a second, unprivileged ``bwrap`` that only makes the
+user namespace that forbids more of them. Without root, one ``bwrap`` does both.
+
+The kernel's Jupyter sockets (the ``ipc`` transport) are in :data:`SOCKETS`, inside the
+sandbox; the grading process reaches them through ``/proc/<pid>/root`` (see
+:mod:`grader.relay`). The connection file is bound read-only at :data:`CONNECTION_FILE`.
 
 :func:`check` tells whether ``bwrap`` works here, with a message saying what to do when it
 does not.
 """
 import functools
+import glob
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["SandboxUnavailable", "check", "command", "environment", "kernel_uid", "HOME"]
+from grader import cgroups
+from grader.settings import AUTODIFF_PACKAGES, NICE, SOCKETS_SIZE
+
+__all__ = ["SandboxUnavailable", "check", "command", "environment", "kernel_uid", "HOME",
+           "SOCKETS", "CONNECTION_FILE", "autodiff_paths", "sandbox_root", "not_enforced"]
 
 #: the kernel's home folder inside the sandbox (a fresh tmpfs)
 HOME = "/home/learner"
+#: the kernel's socket folder inside the sandbox (a small tmpfs) and its connection file
+SOCKETS = "/run/kernel"
+CONNECTION_FILE = "/run/kernel.json"
 #: files of /etc a Python process reads (others, like shadow or the host's keys, stay out)
 ETC_FILES = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf",
              "passwd", "group", "fonts", "mime.types"]
@@ -75,12 +94,53 @@ def _root():
 
 
 def _namespaces():
-    """Every namespace but the user's when root (so the kernel can become a user of its own,
-    which gives the process limit a meaning); all of them otherwise."""
+    """Every namespace but the user's when root (the inner ``bwrap`` makes that one, as the
+    kernel's own user); all of them otherwise."""
     if _root():
         return ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                 "--unshare-cgroup-try"]
     return ["--unshare-all"]
+
+
+def _drop_to_kernel_user():
+    uid = kernel_uid()
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all"]
+
+
+@functools.lru_cache(maxsize=1)
+def _userns_guard():
+    """How the kernel is kept from making user namespaces: "bwrap" (its own ``bwrap
+    --disable-userns``), "impossible" (its user cannot make one here anyway), or "none"."""
+    bwrap = _bwrap()
+    if bwrap is None:
+        return "none"
+    drop = _drop_to_kernel_user() if _root() else []
+    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
+             "stderr": subprocess.DEVNULL, "timeout": 30}
+    try:
+        if subprocess.run([*drop, bwrap, "--unshare-user", "--disable-userns", "--ro-bind",
+                           "/", "/", "true"], **quiet).returncode == 0:
+            return "bwrap"
+        if subprocess.run([*drop, "unshare", "--user", "true"], **quiet).returncode != 0:
+            return "impossible"
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return "none"
+
+
+def not_enforced():
+    """A warning naming the limits of the whole sandbox this machine does not enforce, or
+    None when it enforces them all (see :mod:`grader.cgroups`)."""
+    missing = cgroups.not_enforced()
+    if _userns_guard() == "none":
+        missing = ["no user namespaces inside the sandbox", *missing]
+    if not missing:
+        return None
+    return (f"not enforced on this machine: {', '.join(missing)} (no control group the grader "
+            "may write: cgroup v2 delegated to it, or cgroup v1 as root); each kernel process "
+            "still has its own limits (address space, CPU time, file size, and processes when "
+            f"grading as root) and runs at nice {NICE}")
 
 
 def kernel_uid():
@@ -118,19 +178,89 @@ def environment(lib, home=HOME):
             "OMP_NUM_THREADS": "1"}
 
 
-def command(argv, *, lib, sockets, limits):
+def _site_folders():
+    """Every folder a Python of the sandbox could import packages from (existing ones)."""
+    folders = set()
+    for root in [*_python_roots(), "/usr", "/usr/local"]:
+        for pattern in ("lib/python3*/site-packages", "lib/python3*/dist-packages",
+                        "lib/python3/dist-packages", "lib64/python3*/site-packages"):
+            folders.update(os.path.realpath(p) for p in glob.glob(os.path.join(root, pattern)))
+    return sorted(f for f in folders if os.path.isdir(f))
+
+
+def autodiff_paths():
+    """The installed modules of :data:`~grader.settings.AUTODIFF_PACKAGES`, each a folder
+    (a package) or a ``.py`` file, wherever the sandbox's Python could find them."""
+    found = []
+    for folder in _site_folders():
+        for name in AUTODIFF_PACKAGES:
+            for path in (os.path.join(folder, name), os.path.join(folder, name + ".py")):
+                if os.path.isdir(path) and not os.path.islink(path) or os.path.isfile(path):
+                    found.append(path)
+    return found
+
+
+def _standin_binds(lib):
+    """``--ro-bind`` arguments that put :mod:`grader.standin` over every autodiff module."""
+    standin = Path(lib) / "grader" / "standin"
+    args = []
+    for path in autodiff_paths():
+        source = standin if os.path.isdir(path) else standin / "__init__.py"
+        args += ["--ro-bind", str(source), path]
+    return args
+
+
+def sandbox_root(pid):
+    """The sandbox's root folder seen from the host: ``/proc/<pid>/root`` of the child of
+    ``bwrap`` (``pid``) that lives in a mount namespace and a root of its own, or None (not
+    yet)."""
+    try:
+        ours, host = os.readlink("/proc/self/ns/mnt"), os.stat("/")
+    except OSError:
+        return None
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            root = f"/proc/{entry.name}/root"
+            if ppid == pid and os.readlink(f"/proc/{entry.name}/ns/mnt") != ours:
+                inside = os.stat(root)
+                if (inside.st_dev, inside.st_ino) != (host.st_dev, host.st_ino):
+                    return root
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+#: a launcher that puts itself (and so everything it starts) into the given cgroups, lowers
+#: its autogroup's priority, then runs the rest of its arguments
+_LAUNCHER = ('while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; '
+             'echo %d > /proc/$$/autogroup 2>/dev/null; exec "$@"' % NICE)
+
+
+def command(argv, *, lib, connection_file, limits, cgroup_procs=()):
     """``argv`` (a kernel's command line) run in a sandbox; see the module docstring.
 
     ``lib`` is the folder with the grader's copies of ``grader`` and ``minigrad`` (read-only,
-    first on ``PYTHONPATH``: see :func:`environment`); ``sockets`` the kernel's socket
-    folder (writable, owned by :func:`kernel_uid`); ``limits`` a
-    :class:`grader.settings.Limits`. Returns the full command line.
+    first on ``PYTHONPATH``: see :func:`environment`); ``connection_file`` the kernel's
+    connection file on the host (bound read-only at :data:`CONNECTION_FILE`, which ``argv``
+    should name; its ``ip`` is under :data:`SOCKETS`); ``limits`` a
+    :class:`grader.settings.Limits`; ``cgroup_procs`` the ``cgroup.procs`` files of the
+    sandbox's control groups (see :mod:`grader.cgroups`), entered before ``bwrap`` starts.
+    Returns the full command line.
     """
     bwrap = check()
+    size = str(limits.file_size)
     # the kernel's parent is the sandbox's init: ipykernel's poller of its parent's pid
     # would see the grader as gone (--die-with-parent does that job)
     args = [bwrap, *_namespaces(), "--die-with-parent", "--unsetenv", "JPY_PARENT_PID",
-            "--proc", "/proc", "--dev", "/dev"]
+            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size,
+            "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
+    guard = _userns_guard() == "bwrap"
+    if not _root():
+        args[1:1] = ["--unshare-user", "--disable-userns"] if guard else []
     for name in ("bin", "lib", "lib32", "lib64", "sbin", "usr"):
         p = Path("/") / name
         if p.is_symlink():
@@ -141,22 +271,28 @@ def command(argv, *, lib, sockets, limits):
         p = Path("/etc") / name
         if p.exists():
             args += ["--ro-bind", str(p), str(p)]
-    size = str(limits.file_size)
     args += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp",
              "--perms", "0755", "--dir", "/home",
-             "--perms", "1777", "--size", size, "--tmpfs", HOME, "--chdir", HOME]
-    made = {"/tmp", "/home", HOME}
+             "--perms", "1777", "--size", size, "--tmpfs", HOME, "--chdir", HOME,
+             "--perms", "0755", "--dir", "/run",
+             "--perms", "1777", "--size", str(SOCKETS_SIZE), "--tmpfs", SOCKETS,
+             "--ro-bind", str(connection_file), CONNECTION_FILE]
+    made = {"/tmp", "/home", HOME, "/run", SOCKETS}
     for root in [*_python_roots(), str(lib)]:
         args += _dirs_to(root, made) + ["--ro-bind", root, root]
-    args += _dirs_to(sockets, made) + ["--bind", str(sockets), str(sockets)]
-    uid = kernel_uid()
-    user = []
+    args += _standin_binds(lib)
+    args += ["--remount-ro", "/"]
+    inner = []
     if _root():
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        user = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                "--inh-caps=-all", "--bounding-set=-all"]
+        inner = _drop_to_kernel_user()
+        if guard:
+            inner += [bwrap, "--unshare-user", "--disable-userns", "--die-with-parent",
+                      "--bind", "/", "/", "--"]
     rlimits = ["prlimit", f"--as={limits.memory}", f"--fsize={limits.file_size}",
-               f"--cpu={limits.cpu_time}:{limits.cpu_time + 5}", "--core=0"]
-    if _root():
+               f"--cpu={limits.cpu_time}:{limits.cpu_time + 5}", "--core=0", "--nice=0"]
+    if _root():     # a user of its own: RLIMIT_NPROC counts the kernel's processes only
         rlimits.append(f"--nproc={limits.processes}")
-    return [*args, "--", *user, *rlimits, "--", *argv]
+    launcher = ["/bin/sh", "-c", _LAUNCHER, "launch", *map(str, cgroup_procs), "--",
+                "nice", "-n", str(NICE)]
+    return [*launcher, *args, "--", *inner, *rlimits, "--", *argv]

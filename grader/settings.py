@@ -8,7 +8,8 @@ import argparse
 import dataclasses
 
 __all__ = ["Limits", "GB", "MB", "PYTEST_INI", "PYTEST_ARGS", "MIME",
-           "INTERRUPT_GRACE", "STARTUP_TIMEOUT", "MAX_RESTARTS",
+           "INTERRUPT_GRACE", "STARTUP_TIMEOUT", "MAX_RESTARTS", "AUTODIFF_PACKAGES",
+           "CPU_CORES", "CPU_SHARES", "NICE", "SOCKETS_SIZE",
            "add_limit_options", "limits_from", "format_bytes", "parse_bytes"]
 
 MB = 1 << 20
@@ -22,6 +23,23 @@ STARTUP_TIMEOUT = 60.0
 MAX_RESTARTS = 25
 #: the mime type the kernel's bridge answers with
 MIME = "application/x-minigrad-grader"
+
+#: top-level modules that differentiate (automatically or symbolically): wherever they are
+#: installed, a graded kernel sees the stand-in :mod:`grader.standin` in their place
+AUTODIFF_PACKAGES = ("autograd", "jax", "jaxlib", "torch", "functorch", "tensorflow", "keras",
+                     "tf_keras", "theano", "pytensor", "aesara", "tangent", "chainer", "mygrad",
+                     "tinygrad", "micrograd", "sympy", "isympy", "casadi", "algopy",
+                     "numdifftools", "autograd_gamma", "mxnet", "paddle", "oneflow", "flax",
+                     "equinox", "diffrax", "optax", "haiku", "trax")
+#: CPU cores one whole sandbox may use at once (a cgroup quota, where the grader has cgroups)
+CPU_CORES = 1.0
+#: the sandbox's CPU weight against the host's other work (cgroup v1 cpu.shares, default 1024;
+#: cgroup v2 cpu.weight is this / 1024 * 100)
+CPU_SHARES = 512
+#: the nice value of every process of a sandbox (and of its autogroup)
+NICE = 5
+#: size of the kernel's socket folder (a tmpfs in the sandbox: sockets take no room)
+SOCKETS_SIZE = 1 << 20
 
 #: the pytest configuration of a grading run (the only one: no file of the repository is read)
 PYTEST_INI = """\
@@ -56,6 +74,18 @@ class Limits:
     cpu_time: int = 600
     #: output (prints, displays, answers) one execution may send back
     output: int = 16 * MB
+
+    @property
+    def message_bytes(self):
+        """Bytes one message from the kernel may hold, all its frames together (text may
+        grow up to 6 times as JSON escapes)."""
+        return 6 * self.output + MB
+
+    @property
+    def execution_bytes(self):
+        """Bytes the grading process accepts from a kernel during one execution, on all its
+        channels together: past this the kernel is cut off (output limit exceeded)."""
+        return 8 * self.output + 16 * MB
 
     def as_args(self):
         """The command-line options that give these limits (see :func:`add_limit_options`)."""

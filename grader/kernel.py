@@ -28,6 +28,7 @@ relay's sockets, and is removed with :func:`remove_tree`.
 """
 import errno
 import os
+import sys
 import queue
 import shutil
 import signal
@@ -118,6 +119,8 @@ class _SandboxedKernelManager(KernelManager):
         if uid != os.getuid():              # the kernel's user must read its connection file
             os.chown(self.connection_file, uid, uid)
         argv = [sandbox.CONNECTION_FILE if a == self.connection_file else a for a in argv]
+        if argv and argv[0] == sys.executable:      # a venv reached through a link: its real folder
+            argv[0] = sandbox.python_executable()
         return sandbox.command(argv, connection_file=self.connection_file,
                                **self.sandbox_options)
 

@@ -169,9 +169,15 @@ def _python_roots():
     return sorted(r for r in roots if not any(r != o and r.startswith(o + os.sep) for o in roots))
 
 
+def python_executable():
+    """The environment's Python with its folder's links resolved but not its own: a venv reached
+    through a link (say under /tmp, which the sandbox hides) still runs as that venv."""
+    return os.path.join(os.path.realpath(os.path.dirname(sys.executable)), os.path.basename(sys.executable))
+
+
 def environment(lib, home=HOME):
     """The whole environment of a kernel: nothing of the grader's own is passed on."""
-    return {"HOME": str(home), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+    return {"HOME": str(home), "PATH": f"{Path(python_executable()).parent}:/usr/bin:/bin",
             "PYTHONPATH": str(lib), "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8",
             "MPLCONFIGDIR": f"{home}/.matplotlib", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
             "TMPDIR": "/tmp" if home == HOME else str(home), "OPENBLAS_NUM_THREADS": "1",

@@ -537,3 +537,13 @@ def test_missing_cgroups_are_named(graded, tmp_path):
     for what in ("memory of the whole sandbox", "processes of the whole sandbox",
                  "CPU share of the whole sandbox"):
         assert what in warning[0]
+
+
+def test_a_venv_reached_through_a_link_runs_from_its_real_folder(tmp_path, monkeypatch):
+    # the sandbox hides /tmp, so a kernel started as /tmp/x/.venv/bin/python would not start
+    real = tmp_path / "real" / "bin"
+    real.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "link" / "bin" / "python"))
+    assert sandbox.python_executable() == str(real / "python")
+    assert sandbox.environment("/lib").get("PATH").startswith(f"{real}:")

@@ -120,6 +120,109 @@ def flops(task, m, h, o, B, B_jac, n):
     }[task]
 
 
+def _tri(k):
+    """Distinct pairs {i, j} of k indices: k (k + 1) / 2."""
+    return k * (k + 1) // 2
+
+
+def _kron_assembly(m, h, o, B):
+    """minigrad's Hessian (or Gauss-Newton matrix) of the MLP, read off
+    ``hessian_blocks`` and ``Linear.gram_params``: matrix products only.
+
+    Output layer (in h, out o): the distinct W2-W2 entries, one (o(o+1)/2, B) @
+    (B, h(h+1)/2) product; the W2-b2 block, (o o, B) @ (B, h); the loss Hessian
+    pulled to the hidden layer, (B, o, o) @ (o, h) and (B, h, o) @ (o, h).
+    Input layer (in m, out h): the distinct W1-W1 entries, (h(h+1)/2, B) @
+    (B, m(m+1)/2); W1-b1, (h h, B) @ (B, m); the cross block with every later
+    parameter (P = oh + o of them), one (P h, B) @ (B, m) product, mirrored, not
+    recomputed. The elementwise work (tanh's diagonal, the broadcast a (x) x
+    fills, under 1% here) is left out, as in ``flops``."""
+    P = o * h + o
+    return 2 * B * (_tri(o) * _tri(h) + o * o * h + o * o * h + h * h * o
+                    + _tri(h) * _tri(m) + h * h * m + P * h * m)
+
+
+def route_flops(task, backend, variant, m, h, o, B, B_jac, n):
+    """The operations of one route as its algorithm does them (matrix products,
+    2 per multiply-add; elementwise work left out), where ``flops`` charges
+    every route the same count. None where not counted (the Jacobian: one
+    multiply per entry it writes, whatever the route; ``flops`` says that).
+
+    Per call, with d1 = 2B(mh + ho) the forward pass and
+      fg = 2B(2mh + 3ho)  the gradient (forward and backward),
+      tg = 2B(2mh + 6ho)  the tangent (or second reverse) of the gradient in
+                          one direction: each product C = A B of the gradient
+                          whose two factors depend on w needs two products
+                          (dA B + A dB), one that has X as a factor one; five
+                          products, of which Z1 = X W1^T and gW1 = D^T X have X,
+      tj = 2B(2mh + 4ho)  the Gauss-Newton part alone: J v (mh + 2ho) and
+                          J^T of it (mh + 2ho).
+    R-operator (minigrad, numpy): the products of ``flops``. Reverse over
+    reverse (autograd's hessian_vector_product, PyTorch's double backward): fg +
+    tg. Eager forward over reverse (torch.func jvp(grad)): the same, plus 2 *
+    2Bmh: PyTorch's forward mode also multiplies the zero tangent of X in the two
+    products that have X as a factor (its own flop counter shows it). Under jit XLA
+    drops the primal gradient that jvp(grad) computes and nobody reads (gW1,
+    gW2): 2B(mh + 2ho) + tg. The Gauss-Newton product through the
+    double-backward trick (autograd's make_ggnvp, PyTorch's double backward):
+    the forward, J^T u with u = 0 recorded, its VJP in direction v (= J v), and
+    J^T of H_L J v: d1 + 3 * 2B(mh + 2ho). jvp, jvp(grad), vjp: two forward
+    passes (jvp's and vjp's) and tj, plus 2Bmh for X's zero tangent in PyTorch;
+    one forward under jit (XLA merges them).
+    n directions: the numpy route runs the R-operator on 256 directions at a time
+    (the forward and E W2 once per block of 256), JAX's and PyTorch's hessian
+    vmap the tangent over the n unit vectors (the primal once), autograd's
+    hessian is n VJPs of one recorded gradient: about n tg each. The
+    Gauss-Newton matrix from n G-v products: n tj. From per-sample Jacobians:
+    J (B, o, n), then h_L J, 2Bo^2 n, then J^T (h_L J), 2Bo n^2 (o times the
+    dense-equivalent 2Bn^2); J itself costs the forward and one multiply per
+    written entry of its W1 block, B o h m (JAX and PyTorch: o reverse passes
+    per sample, o(3oh + hm) per sample), autograd's B o VJPs of the whole batch,
+    Bo * 2B(mh + 2ho).
+    minigrad's two matrices: ``_kron_assembly``.
+    """
+    d1 = 2 * B * (m * h + h * o)
+    fg = 2 * B * (2 * m * h + 3 * h * o)
+    tg = 2 * B * (2 * m * h + 6 * h * o)
+    tj = 2 * B * (2 * m * h + 4 * h * o)
+    rev = 2 * B * (m * h + 2 * h * o)          # one VJP of the network (no input gradient)
+    dense_jtj = 2 * B * o * o * n + 2 * B * o * n * n
+    if task == "gradient":
+        return fg
+    if task == "jacobian":
+        return None
+    if task in ("ggn_vp", "hvp"):
+        key = {
+            ("ggn_vp", "minigrad"): "rop", ("hvp", "minigrad"): "rop",
+            ("ggn_vp", "numpy"): "rop", ("hvp", "numpy"): "rop",
+            ("hvp", "autograd"): "rr", ("hvp", "torch"): "rr" if variant == "double backward"
+            else "fr_eager",
+            ("hvp", "jax"): "fr_jit",
+            ("ggn_vp", "autograd"): "trick",
+            ("ggn_vp", "torch"): "trick" if variant == "double backward" else "jvp_vjp_eager",
+            ("ggn_vp", "jax"): "jvp_vjp_jit",
+        }[task, backend]
+        return {"rop": flops(task, m, h, o, B, B_jac, n), "rr": fg + tg,
+                "fr_eager": fg + tg + 4 * B * m * h,
+                "fr_jit": 2 * B * (m * h + 2 * h * o) + tg, "trick": d1 + 3 * rev,
+                "jvp_vjp_eager": 2 * d1 + tj + 2 * B * m * h, "jvp_vjp_jit": d1 + tj}[key]
+    if backend == "minigrad":
+        return _kron_assembly(m, h, o, B)
+    if task == "hessian":
+        return {"numpy": n * tg + -(-n // 256) * 2 * B * (m * h + 2 * h * o),
+                "autograd": fg + n * tg,
+                "jax": 2 * B * (m * h + 2 * h * o) + n * tg,
+                "torch": fg + n * tg}[backend]
+    # gauss_newton
+    if variant == "vmap(ggn_vp)":
+        return (d1 if backend == "jax" else 2 * d1) + n * tj
+    if backend == "numpy":
+        return 2 * d1 + B * o * h * m + dense_jtj
+    if backend == "autograd":
+        return 2 * d1 + B * o * rev + dense_jtj
+    return 2 * d1 + B * o * (3 * o * h + h * m) + dense_jtj      # per-sample vmap(jacrev)
+
+
 # -------------------------------------------------------------------- statistics
 def spread(samples):
     """median, 25th and 75th percentile of a list of numbers."""

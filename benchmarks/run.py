@@ -75,7 +75,8 @@ SAMPLE_S = 0.01         # one sample: this long, in back-to-back calls
 MATMUL_N = 512          # the floor: a float64 (N, N) @ (N, N) product
 FAST = ("gradient", "jacobian", "ggn_vp", "hvp")
 MATRIX_MAX_N = 10_000           # full n x n matrices (minigrad) up to this n
-BASELINE_MATRIX_MAX_N = 3_000   # generic routes to the full matrices: minutes beyond
+BASELINE_MATRIX_MAX_N = 3_000   # generic routes to the full matrices in the table
+SWEEP_BASELINE_MATRIX_MAX_N = 5_000   # ... and in the width sweep (n = 4810: seconds a call)
 
 #: how long to time: per group a budget in seconds, and bounds on the rounds
 RUN_CONFIG = {"fast": (20.0, 15, 51), "matrix": (45.0, 5, 21)}
@@ -266,6 +267,48 @@ def fit_exponent(x, y, last=4):
     return float(np.polyfit(np.log(x[order]), np.log(y[order]), 1)[0])
 
 
+#: the exponents tried by ``fit_growth``
+GROWTH_P = np.round(np.arange(0.1, 4.0 + 1e-9, 0.001), 3)
+
+
+def fit_growth(x, y, grid=GROWTH_P):
+    """Fit t = t0 + c x^p (t0 >= 0, c > 0) to every point of a curve, and the
+    local slope between its two largest x, as a check.
+
+    A pure power law over the largest sizes is bent by a fixed cost per call
+    (t0): a fixed cost lowers the slope. Here t0 is fitted with c and p: for
+    each p of ``grid`` the best t0 >= 0 and c follow by least squares on the
+    relative residuals (t0 + c x^p) / t - 1 (every point counts alike whatever
+    its size), and p is the one of least squares. Returns {"p", "t0", "c",
+    "rms" (of the relative residuals), "t0_share" (t0 / t at the largest x),
+    "local" (slope of log t between the two largest x), "x_pair", "points"}.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    if len(x) < 3:
+        return None
+    best = None
+    for p in grid:
+        a, b = 1 / y, x ** p / y                     # model / t = t0 a + c b
+        aa, ab, bb, a1, b1 = a @ a, a @ b, b @ b, a.sum(), b.sum()
+        det = aa * bb - ab * ab
+        t0, c = (a1 * bb - b1 * ab) / det, (aa * b1 - ab * a1) / det
+        if t0 < 0:                                   # the bound t0 >= 0 is active
+            t0, c = 0.0, b1 / bb
+        if c <= 0:
+            continue
+        r = t0 * a + c * b - 1
+        sse = float(r @ r)
+        if best is None or sse < best[0]:
+            best = (sse, float(p), float(t0), float(c))
+    sse, p, t0, c = best
+    return {"p": p, "t0": t0, "c": c, "rms": float(np.sqrt(sse / len(x))),
+            "t0_share": t0 / float(y[-1]),
+            "local": float(np.log(y[-1] / y[-2]) / np.log(x[-1] / x[-2])),
+            "x_pair": [float(x[-2]), float(x[-1])], "points": int(len(x))}
+
+
 # ------------------------------------------------------------------------ timing
 def rel_error(a, b):
     """max |a - b| / max |b|: one number for arrays of any shape."""
@@ -321,7 +364,8 @@ def skip(backend, task, pb, sweep=False):
     if task in MATRIX_TASKS:
         if pb.n > MATRIX_MAX_N:
             return True
-        if backend != "minigrad" and pb.n > BASELINE_MATRIX_MAX_N:
+        if backend != "minigrad" and pb.n > (SWEEP_BASELINE_MATRIX_MAX_N if sweep
+                                             else BASELINE_MATRIX_MAX_N):
             return True
         if sweep and backend == "autograd":
             return True
@@ -341,6 +385,72 @@ def peak_memory(fn):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return int(peak), int(np.asarray(out).nbytes)
+
+
+#: glibc settings of the memory child: every block of 4 KiB or more is its own
+#: mmap, returned to the system when freed, so the resident set follows what is
+#: alive (the timing runs keep freed memory instead: ALLOCATOR)
+RSS_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(2 ** 12), "MALLOC_TRIM_THRESHOLD_": "0"}
+
+
+def _status_bytes(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def rss_peaks(backend, problem, tasks):
+    """Peak resident memory of one call of every route of `backend`, in this
+    process: call once (JAX compiles), free, reset the kernel's high-water mark
+    (write 5 to /proc/self/clear_refs), call again; peak = VmHWM after the call
+    - VmRSS before it. This sees every allocator (numpy's, PyTorch's, XLA's),
+    where tracemalloc sees numpy's only. Run it in a fresh process with
+    RSS_ALLOCATOR (``rss_peaks_all`` does)."""
+    import gc
+    pb = Problem(**problem)
+    impl = ALL_BACKENDS[backend](pb)
+    out = {}
+    for task in tasks:
+        if skip(backend, task, pb):
+            continue
+        for variant, f in impl[task].items():
+            r = f()
+            del r
+            gc.collect()
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            before = _status_bytes("VmRSS")
+            r = f()
+            peak = _status_bytes("VmHWM") - before
+            out.setdefault(task, {})[variant] = {"peak_bytes": int(peak),
+                                                 "result_bytes": int(np.asarray(r).nbytes)}
+            del r
+            gc.collect()
+    return out
+
+
+def rss_peaks_all(pb, tasks=TASKS, backends=None, verbose=True):
+    """``rss_peaks`` for every backend, each in its own fresh process.
+    Returns task -> backend -> variant -> {peak_bytes, result_bytes}; {} where
+    /proc/self/clear_refs is not available (not Linux)."""
+    if not os.path.exists("/proc/self/clear_refs"):
+        return {}
+    problem = {k: v for k, v in pb.sizes().items() if k != "n"}
+    out = {}
+    for b in backends or available_backends():
+        env = {**os.environ, **RSS_ALLOCATOR}
+        arg = json.dumps({"backend": b, "problem": problem, "tasks": list(tasks)})
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-child", arg],
+                              env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory of {b} failed:\n{proc.stderr[-2000:]}")
+        for task, row in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+            out.setdefault(task, {})[b] = row
+        if verbose:
+            print(f"  {pb.label()}: resident memory of {b} measured", flush=True)
+    return out
 
 
 def bench_problem(pb, config, tasks=TASKS, backends=None, sweep=False, verbose=True,
@@ -415,7 +525,9 @@ def bench_problem(pb, config, tasks=TASKS, backends=None, sweep=False, verbose=T
 
 
 def cost(entry):
-    """Each cell's rate F / median time and its fraction of the matmul rate."""
+    """Each cell's rate F / median time and its fraction of the matmul rate
+    (F the same dense-equivalent count for every route); and the route's own
+    count (``route_flops``) / time as a fraction of it."""
     s = entry["sizes"]
     peak = entry["floor"]["matmul"]["flops"] / entry["floor"]["matmul"]["median"]
     res = {"matmul_gflops": peak / 1e9, "tasks": {}}
@@ -425,10 +537,35 @@ def cost(entry):
         for b, cell in row.items():
             rate = F / cell["median"]
             res["tasks"][task]["rate"][b] = {"gflops": rate / 1e9, "fraction": rate / peak}
+            # the route's own count (route_flops): how well it uses the processor
+            own = {v: route_flops(task, b, v, **s) for v in cell["variants"]}
+            res["tasks"][task]["rate"][b].update(
+                own_flops=own[cell["variant"]],
+                own_fraction=None if own[cell["variant"]] is None else
+                own[cell["variant"]] / cell["median"] / peak,
+                variants={v: {"own_flops": own[v], "own_fraction": None if own[v] is None else
+                              own[v] / cell["variants"][v]["median"] / peak}
+                          for v in cell["variants"]})
         if task == "jacobian":
             fill = entry["floor"]["fill"]["median"]
             res["tasks"][task]["fill_multiple"] = {b: c["median"] / fill for b, c in row.items()}
     return res
+
+
+def library_flops(pb, backends=None):
+    """The libraries' own operation counts of their routes, where they have a
+    counter (XLA's cost analysis, PyTorch's FlopCounterMode): task -> backend
+    -> variant -> flops. A check of ``route_flops``, which is derived by hand."""
+    out = {}
+    for b, make in (backends or available_backends()).items():
+        impl = make(pb)
+        for task, variants in impl.items():
+            if skip(b, task, pb):
+                continue
+            for v, f in variants.items():
+                if hasattr(f, "count_flops"):
+                    out.setdefault(task, {}).setdefault(b, {})[v] = f.count_flops()
+    return out
 
 
 def targets(entry, spec):
@@ -553,6 +690,12 @@ def table(res):
         for task, row in c["tasks"].items():
             lines.append(f"  {task:13s} F = {row['flops']:.3g}   " + "  ".join(
                 f"{b} {r['fraction']:.3f}" for b, r in row["rate"].items()))
+        lines.append("each route's own count (route_flops) / time, as a fraction of it:")
+        for task, row in c["tasks"].items():
+            own = [(b, r) for b, r in row["rate"].items() if r.get("own_flops")]
+            if own:
+                lines.append(f"  {task:13s} " + "  ".join(
+                    f"{b} {r['own_flops']:.3g} {r['own_fraction']:.3f}" for b, r in own))
         lines.append("")
     if res["machine"]["absent"]:
         lines.append("absent: " + ", ".join(res["machine"]["absent"]) +
@@ -568,12 +711,14 @@ def main_run(config=RUN_CONFIG, verbose=True):
         entry = {"label": pb.label(), "sizes": pb.sizes(), **bench_problem(pb, config, verbose=verbose)}
         entry["targets"] = targets(entry, spec)
         entry["cost"] = cost(entry)
+        entry["library_flops"] = library_flops(pb)
+        entry["rss"] = rss_peaks_all(pb, verbose=verbose)
         out["problems"].append(entry)
     return out
 
 
 #: the sweeps: the hidden width h at B = 256 (n up to ~1e5; full matrices to
-#: n <= 1e4, the generic routes to 2410), and the batch B at h = 32 (n = 2410;
+#: n <= 1e4, the generic routes to 4810), and the batch B at h = 32 (n = 2410;
 #: the generic routes to the full matrices up to B = 256)
 SWEEP_WIDTHS = (8, 16, 32, 64, 128, 384, 1536)
 SWEEP_BATCHES = (32, 64, 128, 256, 512, 1024, 2048)
@@ -605,7 +750,9 @@ THEORY = {"width": {"gradient": 1, "jacobian": 1, "ggn_vp": 1, "hvp": 1, "hessia
 
 
 def fits(sweep):
-    """Fitted exponent per (sweep, task, backend), beside the theoretical one."""
+    """Per (sweep, task, backend): the fit t = t0 + c x^p and the local slope
+    (``fit_growth``), the pure power law over the four largest x that they
+    replace (``fit_exponent``), and the theoretical exponent."""
     out = {}
     for key, xname in (("width", "n"), ("batch", "B")):
         for task in THEORY[key]:
@@ -615,8 +762,8 @@ def fits(sweep):
                 if len(pts) >= 3:
                     x, y = zip(*pts)
                     out.setdefault(key, {}).setdefault(task, {})[b] = {
-                        "fitted": fit_exponent(x, y), "theory": THEORY[key][task],
-                        "points": len(pts), "x_range": [min(x), max(x)]}
+                        **fit_growth(x, y), "power_law": fit_exponent(x, y),
+                        "theory": THEORY[key][task], "x_range": [min(x), max(x)]}
     return out
 
 
@@ -666,7 +813,12 @@ def main(argv=None):
     ap.add_argument("--record", action="store_true",
                     help="write into benchmarks/results/ (what the book reads)")
     ap.add_argument("--out", default=None, help="output folder (default _build/bench)")
+    ap.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.rss_child:                        # one backend's resident memory, as JSON
+        job = json.loads(args.rss_child)
+        print(json.dumps(rss_peaks(job["backend"], job["problem"], job["tasks"])))
+        return
     out = args.out or (os.path.join(HERE, "results") if args.record
                        else os.path.join(ROOT, "_build", "bench"))
     os.makedirs(out, exist_ok=True)
@@ -689,8 +841,9 @@ def main(argv=None):
         write(sweep, os.path.join(out, "sweep.json"))
         for key, tasks in sweep["fits"].items():
             for task, row in tasks.items():
-                print(f"  {key:6s} {task:13s} exponent (theory {THEORY[key][task]}): " +
-                      ", ".join(f"{b} {f['fitted']:.2f}" for b, f in row.items()))
+                print(f"  {key:6s} {task:13s} t0 + c x^p, p (local slope) [theory "
+                      f"{THEORY[key][task]}]: " +
+                      ", ".join(f"{b} {f['p']:.2f} ({f['local']:.2f})" for b, f in row.items()))
         plot_sweep(sweep, os.path.join(out, "sweep.png"))
     print(f"total {time.perf_counter() - t0:.0f} s")
 

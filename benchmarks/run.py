@@ -318,12 +318,20 @@ def rel_error(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
-def time_group(cells, budget_s, min_rounds, max_rounds, progress=None):
+#: the clock of a sample: the process's CPU time (user + system, all its
+#: threads). On a machine shared with other work, wall time measures the share
+#: of a core the scheduler gave; CPU time measures the work. Wall time is kept
+#: beside it: on a quiet machine the two agree, and their ratio shows the load.
+CLOCK = time.process_time
+
+
+def time_group(cells, budget_s, min_rounds, max_rounds, progress=None, wall=None):
     """Time zero-argument callables round-robin. cells: key -> callable.
 
     Every cell gets the same number of rounds (so ratios pair round by round);
     the number is budget_s / (time of one round), within the bounds.
-    Returns key -> list of seconds per call, one per round.
+    Returns key -> list of CPU seconds per call (CLOCK), one per round; if
+    `wall` is a dict, it receives key -> wall seconds per call, the same way.
     """
     keys = list(cells)
     calls, one = {}, {}
@@ -339,10 +347,12 @@ def time_group(cells, budget_s, min_rounds, max_rounds, progress=None):
         s = r % len(keys)
         for k in keys[s:] + keys[:s]:               # each cell follows every other in turn
             f, c = cells[k], calls[k]
-            t0 = time.perf_counter()
+            w0, t0 = time.perf_counter(), CLOCK()
             for _ in range(c):
                 f()
-            samples[k].append((time.perf_counter() - t0) / c)
+            samples[k].append((CLOCK() - t0) / c)
+            if wall is not None:
+                wall.setdefault(k, []).append((time.perf_counter() - w0) / c)
         if progress:
             progress(r + 1, rounds)
     return samples
@@ -497,19 +507,24 @@ def bench_problem(pb, config, tasks=TASKS, backends=None, sweep=False, verbose=T
                 print(f"\r  {pb.label()}: {name:12s} round {r}/{total}"
                       f"  ({time.perf_counter() - t_start:5.0f} s)",
                       end="" if r < total else "\n", flush=True)
-        samples = time_group(todo, budget, lo, hi, progress)
+        wall = {}
+        samples = time_group(todo, budget, lo, hi, progress, wall=wall)
         out["rounds"][name] = len(next(iter(samples.values())))
         for (t, b, v), s in samples.items():
+            # wall / CPU time per round: 1 on a quiet machine, more under load
+            load = {"wall_over_cpu": spread(np.asarray(wall[t, b, v]) / np.asarray(s))}
             if t == "floor":
-                out.setdefault("floor", {})[b] = {**spread(s), "samples": s}
+                out.setdefault("floor", {})[b] = {**spread(s), "samples": s, **load}
                 continue
             cell = out["cells"].setdefault(t, {}).setdefault(b, {"variants": {}})
-            cell["variants"][v] = {**spread(s), "samples": s, "rel_error": errors[t, (b, v)]}
+            cell["variants"][v] = {**spread(s), "samples": s, "rel_error": errors[t, (b, v)],
+                                   "wall": spread(wall[t, b, v]), **load}
         for t in group_tasks:
             for b, cell in out["cells"].get(t, {}).items():
                 best = min(cell["variants"], key=lambda v: cell["variants"][v]["median"])
                 cell.update({"variant": best, **{k: cell["variants"][best][k] for k in
-                                                 ("median", "q25", "q75", "samples")}})
+                                                 ("median", "q25", "q75", "samples", "wall",
+                                                  "wall_over_cpu")}})
     for t in tasks:                                   # memory, after the timing
         for b in cells[t]:
             if b in memory_backends:
@@ -633,6 +648,8 @@ def machine():
                                                    "XLA_FLAGS")},
         "allocator": {k: os.environ.get(k) for k in ALLOCATOR},
         "backends": list(available_backends()),
+        "clock": "process_time (CPU seconds of the process, all threads)",
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "absent": [b for b in ALL_BACKENDS if b not in available_backends()],
     }
 
@@ -831,6 +848,7 @@ def main(argv=None):
     if not args.sweep_only:
         res = main_run()
         res["seconds"] = time.perf_counter() - t0
+        res["machine"]["loadavg_end"] = list(os.getloadavg())
         print()
         print(table(res))
         write(res, os.path.join(out, "results.json"))
@@ -838,6 +856,7 @@ def main(argv=None):
         t1 = time.perf_counter()
         sweep = main_sweep()
         sweep["seconds"] = time.perf_counter() - t1
+        sweep["machine"]["loadavg_end"] = list(os.getloadavg())
         write(sweep, os.path.join(out, "sweep.json"))
         for key, tasks in sweep["fits"].items():
             for task, row in tasks.items():

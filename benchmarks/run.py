@@ -478,16 +478,16 @@ def bench_problem(pb, config, tasks=TASKS, backends=None, sweep=False, verbose=T
     cells, errors = {}, {}
     for task in tasks:                               # check first, time after
         run = [b for b in impls if not skip(b, task, pb, sweep)]
-        results = {(b, v): f() for b in run for v, f in impls[b][task].items()}
         ref = next((b for b in ("autograd", "numpy") if b in run), None)
-        ref_value = next(r for (b, _), r in results.items() if b == ref) if ref else None
-        for key, r in results.items():
-            errors[task, key] = rel_error(r, ref_value) if ref else None
+        ref_value = next(iter(impls[ref][task].values()))() if ref else None
+        for b in run:                                # one result alive at a time, beside the reference
+            for v, f in impls[b][task].items():
+                errors[task, (b, v)] = rel_error(f(), ref_value) if ref else None
         bad = {f"{b} {v}": e for (t, (b, v)), e in errors.items()
                if t == task and e is not None and not e <= REL_TOL}
         if bad:
             raise AssertionError(f"{pb.label()} {task}: results differ from {ref}: {bad}")
-        del results, ref_value
+        del ref_value
         cells[task] = run
 
     groups = [("fast", [t for t in tasks if t in FAST], config["fast"])] + \
@@ -514,7 +514,8 @@ def bench_problem(pb, config, tasks=TASKS, backends=None, sweep=False, verbose=T
             # wall / CPU time per round: 1 on a quiet machine, more under load
             load = {"wall_over_cpu": spread(np.asarray(wall[t, b, v]) / np.asarray(s))}
             if t == "floor":
-                out.setdefault("floor", {})[b] = {**spread(s), "samples": s, **load}
+                out.setdefault("floor", {})[b] = {**spread(s), "samples": s, **load,
+                                                  "wall": spread(wall[t, b, v])}
                 continue
             cell = out["cells"].setdefault(t, {}).setdefault(b, {"variants": {}})
             cell["variants"][v] = {**spread(s), "samples": s, "rel_error": errors[t, (b, v)],

@@ -146,8 +146,8 @@ def _kron_assembly(m, h, o, B):
 def route_flops(task, backend, variant, m, h, o, B, B_jac, n):
     """The operations of one route as its algorithm does them (matrix products,
     2 per multiply-add; elementwise work left out), where ``flops`` charges
-    every route the same count. None where not counted (the Jacobian: one
-    multiply per entry it writes, whatever the route; ``flops`` says that).
+    every route the same count. None where not counted: the Jacobian, whose
+    cost is compared with the time to fill an array of its size instead.
 
     Per call, with d1 = 2B(mh + ho) the forward pass and
       fg = 2B(2mh + 3ho)  the gradient (forward and backward),

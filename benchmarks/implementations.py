@@ -13,8 +13,9 @@ are written the way their libraries' documentation recommends: JAX under
 ``jit``, per-sample Jacobians by ``vmap(jacrev)``, Hessian-vector products
 forward-over-reverse (``jvp`` of ``grad``), the Gauss-Newton matrix both from
 per-sample Jacobians and from ``vmap`` of Gauss-Newton-vector products; PyTorch
-the same with ``torch.func``, plus the plain ``loss.backward()`` gradient of an
-``nn.Sequential`` model.
+the same with ``torch.func``, plus, on an ``nn.Sequential`` model, the plain
+``loss.backward()`` gradient and the double-backward products (``autograd.grad``
+with ``create_graph=True``) of PyHessian, BackPACK and curvlinops.
 """
 import numpy as np
 
@@ -258,7 +259,16 @@ def make_jax(pb):
     }
 
     def call(fn, *args):
-        return lambda: np.asarray(fn(*args).block_until_ready())
+        def run():
+            return np.asarray(fn(*args).block_until_ready())
+
+        def count_flops():
+            # XLA's own count for the compiled program (its cost analysis)
+            cost = fn.lower(*args).compile().cost_analysis()
+            cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+            return float(cost["flops"])
+        run.count_flops = count_flops
+        return run
 
     return {
         "gradient": {"jit(grad)": call(f["gradient"], w, X, T)},
@@ -273,8 +283,10 @@ def make_jax(pb):
 
 def make_torch(pb):
     """PyTorch in float64: torch.func (grad, vmap, jacrev, jvp, vjp, hessian)
-    on a function of the flat vector w, and the plain backward() gradient of
-    an nn.Sequential with nn.CrossEntropyLoss."""
+    on a function of the flat vector w; and on an nn.Sequential with
+    nn.CrossEntropyLoss, the plain backward() gradient and the double-backward
+    Hessian- and Gauss-Newton-vector products (autograd.grad with
+    create_graph=True) that PyHessian, BackPACK and curvlinops use."""
     import torch
     from torch.func import grad, hessian, jacrev, jvp, vjp, vmap
     X, T, Xj = (torch.from_numpy(np.ascontiguousarray(a)) for a in (pb.X, pb.T, pb.Xjac))
@@ -323,14 +335,52 @@ def make_torch(pb):
         criterion(model(X), t).backward()
         return torch.cat([p.grad.reshape(-1) for p in model.parameters()])
 
+    # Double backward on the nn.Module, as PyHessian, BackPACK and curvlinops do:
+    # autograd.grad with create_graph=True records the gradient's own graph, and a
+    # second backward through it gives a product with the second derivative.
+    params = list(model.parameters())
+    vs = [torch.from_numpy(np.ascontiguousarray(a)) for a in pb.unpack(pb.v)]
+
+    def flat(parts):
+        return torch.cat([p.reshape(-1) for p in parts])
+
+    def hvp_double_backward():
+        """H v = d/dw <grad L(w), v>: reverse over reverse."""
+        g = torch.autograd.grad(criterion(model(X), t), params, create_graph=True)
+        return flat(torch.autograd.grad(sum((gi * vi).sum() for gi, vi in zip(g, vs)), params))
+
+    def ggn_vp_double_backward():
+        """G v = J^T (H_L (J v)) with reverse mode only. J v by the double-backward
+        trick: u -> J^T u is linear, so the VJP of it in direction v is J v; H_L J v
+        is a double backward of the loss w.r.t. the output; J^T is one more VJP."""
+        Y = model(X)
+        u = torch.zeros_like(Y, requires_grad=True)
+        JTu = torch.autograd.grad(Y, params, u, create_graph=True)
+        Jv = torch.autograd.grad(JTu, u, vs)[0]
+        gY = torch.autograd.grad(criterion(Y, t), Y, create_graph=True)[0]
+        HJv = torch.autograd.grad(gY, Y, Jv, retain_graph=True)[0]
+        return flat(torch.autograd.grad(Y, params, HJv))
+
     def call(fn):
-        return lambda: fn().detach().numpy()
+        def run():
+            return fn().detach().numpy()
+
+        def count_flops():
+            # PyTorch's own count of the operations it dispatched (matrix products)
+            from torch.utils.flop_counter import FlopCounterMode
+            with FlopCounterMode(display=False) as counter:
+                fn()
+            return float(counter.get_total_flops())
+        run.count_flops = count_flops
+        return run
 
     return {
         "gradient": {"backward()": call(backward), "func.grad": call(lambda: grad(L)(w))},
         "jacobian": {"vmap(jacrev)": call(lambda: per_sample_jac(w, Xj))},
-        "ggn_vp": {"jvp, jvp(grad), vjp": call(lambda: ggn_vp(v))},
-        "hvp": {"jvp(grad)": call(lambda: jvp(grad(L), (w,), (v,))[1])},
+        "ggn_vp": {"jvp, jvp(grad), vjp": call(lambda: ggn_vp(v)),
+                   "double backward": call(ggn_vp_double_backward)},
+        "hvp": {"jvp(grad)": call(lambda: jvp(grad(L), (w,), (v,))[1]),
+                "double backward": call(hvp_double_backward)},
         "hessian": {"func.hessian": call(lambda: hessian(L)(w))},
         "gauss_newton": {"per-sample jacobians": call(gn_jacobians),
                          "vmap(ggn_vp)": call(lambda: vmap(ggn_vp)(torch.eye(pb.n, dtype=torch.float64)))},

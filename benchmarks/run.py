@@ -75,7 +75,8 @@ SAMPLE_S = 0.01         # one sample: this long, in back-to-back calls
 MATMUL_N = 512          # the floor: a float64 (N, N) @ (N, N) product
 FAST = ("gradient", "jacobian", "ggn_vp", "hvp")
 MATRIX_MAX_N = 10_000           # full n x n matrices (minigrad) up to this n
-BASELINE_MATRIX_MAX_N = 3_000   # generic routes to the full matrices: minutes beyond
+BASELINE_MATRIX_MAX_N = 3_000   # generic routes to the full matrices in the table
+SWEEP_BASELINE_MATRIX_MAX_N = 5_000   # ... and in the width sweep (n = 4810: seconds a call)
 
 #: how long to time: per group a budget in seconds, and bounds on the rounds
 RUN_CONFIG = {"fast": (20.0, 15, 51), "matrix": (45.0, 5, 21)}
@@ -124,6 +125,109 @@ def flops(task, m, h, o, B, B_jac, n):
     }[task]
 
 
+def _tri(k):
+    """Distinct pairs {i, j} of k indices: k (k + 1) / 2."""
+    return k * (k + 1) // 2
+
+
+def _kron_assembly(m, h, o, B):
+    """minigrad's Hessian (or Gauss-Newton matrix) of the MLP, read off
+    ``hessian_blocks`` and ``Linear.gram_params``: matrix products only.
+
+    Output layer (in h, out o): the distinct W2-W2 entries, one (o(o+1)/2, B) @
+    (B, h(h+1)/2) product; the W2-b2 block, (o o, B) @ (B, h); the loss Hessian
+    pulled to the hidden layer, (B, o, o) @ (o, h) and (B, h, o) @ (o, h).
+    Input layer (in m, out h): the distinct W1-W1 entries, (h(h+1)/2, B) @
+    (B, m(m+1)/2); W1-b1, (h h, B) @ (B, m); the cross block with every later
+    parameter (P = oh + o of them), one (P h, B) @ (B, m) product, mirrored, not
+    recomputed. The elementwise work (tanh's diagonal, the broadcast a (x) x
+    fills, under 1% here) is left out, as in ``flops``."""
+    P = o * h + o
+    return 2 * B * (_tri(o) * _tri(h) + o * o * h + o * o * h + h * h * o
+                    + _tri(h) * _tri(m) + h * h * m + P * h * m)
+
+
+def route_flops(task, backend, variant, m, h, o, B, B_jac, n):
+    """The operations of one route as its algorithm does them (matrix products,
+    2 per multiply-add; elementwise work left out), where ``flops`` charges
+    every route the same count. None where not counted: the Jacobian, whose
+    cost is compared with the time to fill an array of its size instead.
+
+    Per call, with d1 = 2B(mh + ho) the forward pass and
+      fg = 2B(2mh + 3ho)  the gradient (forward and backward),
+      tg = 2B(2mh + 6ho)  the tangent (or second reverse) of the gradient in
+                          one direction: each product C = A B of the gradient
+                          whose two factors depend on w needs two products
+                          (dA B + A dB), one that has X as a factor one; five
+                          products, of which Z1 = X W1^T and gW1 = D^T X have X,
+      tj = 2B(2mh + 4ho)  the Gauss-Newton part alone: J v (mh + 2ho) and
+                          J^T of it (mh + 2ho).
+    R-operator (minigrad, numpy): the products of ``flops``. Reverse over
+    reverse (autograd's hessian_vector_product, PyTorch's double backward): fg +
+    tg. Eager forward over reverse (torch.func jvp(grad)): the same, plus 2 *
+    2Bmh: PyTorch's forward mode also multiplies the zero tangent of X in the two
+    products that have X as a factor (its own flop counter shows it). Under jit XLA
+    drops the primal gradient that jvp(grad) computes and nobody reads (gW1,
+    gW2): 2B(mh + 2ho) + tg. The Gauss-Newton product through the
+    double-backward trick (autograd's make_ggnvp, PyTorch's double backward):
+    the forward, J^T u with u = 0 recorded, its VJP in direction v (= J v), and
+    J^T of H_L J v: d1 + 3 * 2B(mh + 2ho). jvp, jvp(grad), vjp: two forward
+    passes (jvp's and vjp's) and tj, plus 2Bmh for X's zero tangent in PyTorch;
+    one forward under jit (XLA merges them).
+    n directions: the numpy route runs the R-operator on 256 directions at a time
+    (the forward and E W2 once per block of 256), JAX's and PyTorch's hessian
+    vmap the tangent over the n unit vectors (the primal once), autograd's
+    hessian is n VJPs of one recorded gradient: about n tg each. The
+    Gauss-Newton matrix from n G-v products: n tj. From per-sample Jacobians:
+    J (B, o, n), then h_L J, 2Bo^2 n, then J^T (h_L J), 2Bo n^2 (o times the
+    dense-equivalent 2Bn^2); J itself costs the forward and one multiply per
+    written entry of its W1 block, B o h m (JAX and PyTorch: o reverse passes
+    per sample, o(3oh + hm) per sample), autograd's B o VJPs of the whole batch,
+    Bo * 2B(mh + 2ho).
+    minigrad's two matrices: ``_kron_assembly``.
+    """
+    d1 = 2 * B * (m * h + h * o)
+    fg = 2 * B * (2 * m * h + 3 * h * o)
+    tg = 2 * B * (2 * m * h + 6 * h * o)
+    tj = 2 * B * (2 * m * h + 4 * h * o)
+    rev = 2 * B * (m * h + 2 * h * o)          # one VJP of the network (no input gradient)
+    dense_jtj = 2 * B * o * o * n + 2 * B * o * n * n
+    if task == "gradient":
+        return fg
+    if task == "jacobian":
+        return None
+    if task in ("ggn_vp", "hvp"):
+        key = {
+            ("ggn_vp", "minigrad"): "rop", ("hvp", "minigrad"): "rop",
+            ("ggn_vp", "numpy"): "rop", ("hvp", "numpy"): "rop",
+            ("hvp", "autograd"): "rr", ("hvp", "torch"): "rr" if variant == "double backward"
+            else "fr_eager",
+            ("hvp", "jax"): "fr_jit",
+            ("ggn_vp", "autograd"): "trick",
+            ("ggn_vp", "torch"): "trick" if variant == "double backward" else "jvp_vjp_eager",
+            ("ggn_vp", "jax"): "jvp_vjp_jit",
+        }[task, backend]
+        return {"rop": flops(task, m, h, o, B, B_jac, n), "rr": fg + tg,
+                "fr_eager": fg + tg + 4 * B * m * h,
+                "fr_jit": 2 * B * (m * h + 2 * h * o) + tg, "trick": d1 + 3 * rev,
+                "jvp_vjp_eager": 2 * d1 + tj + 2 * B * m * h, "jvp_vjp_jit": d1 + tj}[key]
+    if backend == "minigrad":
+        return _kron_assembly(m, h, o, B)
+    if task == "hessian":
+        return {"numpy": n * tg + -(-n // 256) * 2 * B * (m * h + 2 * h * o),
+                "autograd": fg + n * tg,
+                "jax": 2 * B * (m * h + 2 * h * o) + n * tg,
+                "torch": fg + n * tg}[backend]
+    # gauss_newton
+    if variant == "vmap(ggn_vp)":
+        return (d1 if backend == "jax" else 2 * d1) + n * tj
+    if backend == "numpy":
+        return 2 * d1 + B * o * h * m + dense_jtj
+    if backend == "autograd":
+        return 2 * d1 + B * o * rev + dense_jtj
+    return 2 * d1 + B * o * (3 * o * h + h * m) + dense_jtj      # per-sample vmap(jacrev)
+
+
 # -------------------------------------------------------------------- statistics
 def spread(samples):
     """median, 25th and 75th percentile of a list of numbers."""
@@ -167,6 +271,48 @@ def fit_exponent(x, y, last=4):
     return float(np.polyfit(np.log(x[order]), np.log(y[order]), 1)[0])
 
 
+#: the exponents tried by ``fit_growth``
+GROWTH_P = np.round(np.arange(0.1, 4.0 + 1e-9, 0.001), 3)
+
+
+def fit_growth(x, y, grid=GROWTH_P):
+    """Fit t = t0 + c x^p (t0 >= 0, c > 0) to every point of a curve, and the
+    local slope between its two largest x, as a check.
+
+    A pure power law over the largest sizes is bent by a fixed cost per call
+    (t0): a fixed cost lowers the slope. Here t0 is fitted with c and p: for
+    each p of ``grid`` the best t0 >= 0 and c follow by least squares on the
+    relative residuals (t0 + c x^p) / t - 1 (every point counts alike whatever
+    its size), and p is the one of least squares. Returns {"p", "t0", "c",
+    "rms" (of the relative residuals), "t0_share" (t0 / t at the largest x),
+    "local" (slope of log t between the two largest x), "x_pair", "points"}.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    if len(x) < 3:
+        return None
+    best = None
+    for p in grid:
+        a, b = 1 / y, x ** p / y                     # model / t = t0 a + c b
+        aa, ab, bb, a1, b1 = a @ a, a @ b, b @ b, a.sum(), b.sum()
+        det = aa * bb - ab * ab
+        t0, c = (a1 * bb - b1 * ab) / det, (aa * b1 - ab * a1) / det
+        if t0 < 0:                                   # the bound t0 >= 0 is active
+            t0, c = 0.0, b1 / bb
+        if c <= 0:
+            continue
+        r = t0 * a + c * b - 1
+        sse = float(r @ r)
+        if best is None or sse < best[0]:
+            best = (sse, float(p), float(t0), float(c))
+    sse, p, t0, c = best
+    return {"p": p, "t0": t0, "c": c, "rms": float(np.sqrt(sse / len(x))),
+            "t0_share": t0 / float(y[-1]),
+            "local": float(np.log(y[-1] / y[-2]) / np.log(x[-1] / x[-2])),
+            "x_pair": [float(x[-2]), float(x[-1])], "points": int(len(x))}
+
+
 # ------------------------------------------------------------------------ timing
 def rel_error(a, b):
     """max |a - b| / max |b|: one number for arrays of any shape."""
@@ -176,12 +322,20 @@ def rel_error(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
-def time_group(cells, budget_s, min_rounds, max_rounds, progress=None):
+#: the clock of a sample: the process's CPU time (user + system, all its
+#: threads). On a machine shared with other work, wall time measures the share
+#: of a core the scheduler gave; CPU time measures the work. Wall time is kept
+#: beside it: on a quiet machine the two agree, and their ratio shows the load.
+CLOCK = time.process_time
+
+
+def time_group(cells, budget_s, min_rounds, max_rounds, progress=None, wall=None):
     """Time zero-argument callables round-robin. cells: key -> callable.
 
     Every cell gets the same number of rounds (so ratios pair round by round);
     the number is budget_s / (time of one round), within the bounds.
-    Returns key -> list of seconds per call, one per round.
+    Returns key -> list of CPU seconds per call (CLOCK), one per round; if
+    `wall` is a dict, it receives key -> wall seconds per call, the same way.
     """
     keys = list(cells)
     calls, one = {}, {}
@@ -197,10 +351,12 @@ def time_group(cells, budget_s, min_rounds, max_rounds, progress=None):
         s = r % len(keys)
         for k in keys[s:] + keys[:s]:               # each cell follows every other in turn
             f, c = cells[k], calls[k]
-            t0 = time.perf_counter()
+            w0, t0 = time.perf_counter(), CLOCK()
             for _ in range(c):
                 f()
-            samples[k].append((time.perf_counter() - t0) / c)
+            samples[k].append((CLOCK() - t0) / c)
+            if wall is not None:
+                wall.setdefault(k, []).append((time.perf_counter() - w0) / c)
         if progress:
             progress(r + 1, rounds)
     return samples
@@ -222,7 +378,8 @@ def skip(backend, task, pb, sweep=False):
     if task in MATRIX_TASKS:
         if pb.n > MATRIX_MAX_N:
             return True
-        if backend != "minigrad" and pb.n > BASELINE_MATRIX_MAX_N:
+        if backend != "minigrad" and pb.n > (SWEEP_BASELINE_MATRIX_MAX_N if sweep
+                                             else BASELINE_MATRIX_MAX_N):
             return True
         if sweep and backend == "autograd":
             return True
@@ -244,6 +401,72 @@ def peak_memory(fn):
     return int(peak), int(np.asarray(out).nbytes)
 
 
+#: glibc settings of the memory child: every block of 4 KiB or more is its own
+#: mmap, returned to the system when freed, so the resident set follows what is
+#: alive (the timing runs keep freed memory instead: ALLOCATOR)
+RSS_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(2 ** 12), "MALLOC_TRIM_THRESHOLD_": "0"}
+
+
+def _status_bytes(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def rss_peaks(backend, problem, tasks):
+    """Peak resident memory of one call of every route of `backend`, in this
+    process: call once (JAX compiles), free, reset the kernel's high-water mark
+    (write 5 to /proc/self/clear_refs), call again; peak = VmHWM after the call
+    - VmRSS before it. This sees every allocator (numpy's, PyTorch's, XLA's),
+    where tracemalloc sees numpy's only. Run it in a fresh process with
+    RSS_ALLOCATOR (``rss_peaks_all`` does)."""
+    import gc
+    pb = Problem(**problem)
+    impl = ALL_BACKENDS[backend](pb)
+    out = {}
+    for task in tasks:
+        if skip(backend, task, pb):
+            continue
+        for variant, f in impl[task].items():
+            r = f()
+            del r
+            gc.collect()
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            before = _status_bytes("VmRSS")
+            r = f()
+            peak = _status_bytes("VmHWM") - before
+            out.setdefault(task, {})[variant] = {"peak_bytes": int(peak),
+                                                 "result_bytes": int(np.asarray(r).nbytes)}
+            del r
+            gc.collect()
+    return out
+
+
+def rss_peaks_all(pb, tasks=TASKS, backends=None, verbose=True):
+    """``rss_peaks`` for every backend, each in its own fresh process.
+    Returns task -> backend -> variant -> {peak_bytes, result_bytes}; {} where
+    /proc/self/clear_refs is not available (not Linux)."""
+    if not os.path.exists("/proc/self/clear_refs"):
+        return {}
+    problem = {k: v for k, v in pb.sizes().items() if k != "n"}
+    out = {}
+    for b in backends or available_backends():
+        env = {**os.environ, **RSS_ALLOCATOR}
+        arg = json.dumps({"backend": b, "problem": problem, "tasks": list(tasks)})
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-child", arg],
+                              env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory of {b} failed:\n{proc.stderr[-2000:]}")
+        for task, row in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+            out.setdefault(task, {})[b] = row
+        if verbose:
+            print(f"  {pb.label()}: resident memory of {b} measured", flush=True)
+    return out
+
+
 def bench_problem(pb, config, tasks=TASKS, backends=None, sweep=False, verbose=True,
                   memory_backends=("minigrad", "numpy", "autograd"), floors=True):
     """Check, then time every task of one problem.
@@ -259,16 +482,16 @@ def bench_problem(pb, config, tasks=TASKS, backends=None, sweep=False, verbose=T
     cells, errors = {}, {}
     for task in tasks:                               # check first, time after
         run = [b for b in impls if not skip(b, task, pb, sweep)]
-        results = {(b, v): f() for b in run for v, f in impls[b][task].items()}
         ref = next((b for b in ("autograd", "numpy") if b in run), None)
-        ref_value = next(r for (b, _), r in results.items() if b == ref) if ref else None
-        for key, r in results.items():
-            errors[task, key] = rel_error(r, ref_value) if ref else None
+        ref_value = next(iter(impls[ref][task].values()))() if ref else None
+        for b in run:                                # one result alive at a time, beside the reference
+            for v, f in impls[b][task].items():
+                errors[task, (b, v)] = rel_error(f(), ref_value) if ref else None
         bad = {f"{b} {v}": e for (t, (b, v)), e in errors.items()
                if t == task and e is not None and not e <= REL_TOL}
         if bad:
             raise AssertionError(f"{pb.label()} {task}: results differ from {ref}: {bad}")
-        del results, ref_value
+        del ref_value
         cells[task] = run
 
     groups = [("fast", [t for t in tasks if t in FAST], config["fast"])] + \
@@ -288,19 +511,25 @@ def bench_problem(pb, config, tasks=TASKS, backends=None, sweep=False, verbose=T
                 print(f"\r  {pb.label()}: {name:12s} round {r}/{total}"
                       f"  ({time.perf_counter() - t_start:5.0f} s)",
                       end="" if r < total else "\n", flush=True)
-        samples = time_group(todo, budget, lo, hi, progress)
+        wall = {}
+        samples = time_group(todo, budget, lo, hi, progress, wall=wall)
         out["rounds"][name] = len(next(iter(samples.values())))
         for (t, b, v), s in samples.items():
+            # wall / CPU time per round: 1 on a quiet machine, more under load
+            load = {"wall_over_cpu": spread(np.asarray(wall[t, b, v]) / np.asarray(s))}
             if t == "floor":
-                out.setdefault("floor", {})[b] = {**spread(s), "samples": s}
+                out.setdefault("floor", {})[b] = {**spread(s), "samples": s, **load,
+                                                  "wall": spread(wall[t, b, v])}
                 continue
             cell = out["cells"].setdefault(t, {}).setdefault(b, {"variants": {}})
-            cell["variants"][v] = {**spread(s), "samples": s, "rel_error": errors[t, (b, v)]}
+            cell["variants"][v] = {**spread(s), "samples": s, "rel_error": errors[t, (b, v)],
+                                   "wall": spread(wall[t, b, v]), **load}
         for t in group_tasks:
             for b, cell in out["cells"].get(t, {}).items():
                 best = min(cell["variants"], key=lambda v: cell["variants"][v]["median"])
                 cell.update({"variant": best, **{k: cell["variants"][best][k] for k in
-                                                 ("median", "q25", "q75", "samples")}})
+                                                 ("median", "q25", "q75", "samples", "wall",
+                                                  "wall_over_cpu")}})
     for t in tasks:                                   # memory, after the timing
         for b in cells[t]:
             if b in memory_backends:
@@ -316,7 +545,9 @@ def bench_problem(pb, config, tasks=TASKS, backends=None, sweep=False, verbose=T
 
 
 def cost(entry):
-    """Each cell's rate F / median time and its fraction of the matmul rate."""
+    """Each cell's rate F / median time and its fraction of the matmul rate
+    (F the same dense-equivalent count for every route); and the route's own
+    count (``route_flops``) / time as a fraction of it."""
     s = entry["sizes"]
     peak = entry["floor"]["matmul"]["flops"] / entry["floor"]["matmul"]["median"]
     res = {"matmul_gflops": peak / 1e9, "tasks": {}}
@@ -326,10 +557,35 @@ def cost(entry):
         for b, cell in row.items():
             rate = F / cell["median"]
             res["tasks"][task]["rate"][b] = {"gflops": rate / 1e9, "fraction": rate / peak}
+            # the route's own count (route_flops): how well it uses the processor
+            own = {v: route_flops(task, b, v, **s) for v in cell["variants"]}
+            res["tasks"][task]["rate"][b].update(
+                own_flops=own[cell["variant"]],
+                own_fraction=None if own[cell["variant"]] is None else
+                own[cell["variant"]] / cell["median"] / peak,
+                variants={v: {"own_flops": own[v], "own_fraction": None if own[v] is None else
+                              own[v] / cell["variants"][v]["median"] / peak}
+                          for v in cell["variants"]})
         if task == "jacobian":
             fill = entry["floor"]["fill"]["median"]
             res["tasks"][task]["fill_multiple"] = {b: c["median"] / fill for b, c in row.items()}
     return res
+
+
+def library_flops(pb, backends=None):
+    """The libraries' own operation counts of their routes, where they have a
+    counter (XLA's cost analysis, PyTorch's FlopCounterMode): task -> backend
+    -> variant -> flops. A check of ``route_flops``, which is derived by hand."""
+    out = {}
+    for b, make in (backends or available_backends()).items():
+        impl = make(pb)
+        for task, variants in impl.items():
+            if skip(b, task, pb):
+                continue
+            for v, f in variants.items():
+                if hasattr(f, "count_flops"):
+                    out.setdefault(task, {}).setdefault(b, {})[v] = f.count_flops()
+    return out
 
 
 def targets(entry, spec):
@@ -397,6 +653,8 @@ def machine():
                                                    "XLA_FLAGS")},
         "allocator": {k: os.environ.get(k) for k in ALLOCATOR},
         "backends": list(available_backends()),
+        "clock": "process_time (CPU seconds of the process, all threads)",
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "absent": [b for b in ALL_BACKENDS if b not in available_backends()],
     }
 
@@ -454,6 +712,12 @@ def table(res):
         for task, row in c["tasks"].items():
             lines.append(f"  {task:13s} F = {row['flops']:.3g}   " + "  ".join(
                 f"{b} {r['fraction']:.3f}" for b, r in row["rate"].items()))
+        lines.append("each route's own count (route_flops) / time, as a fraction of it:")
+        for task, row in c["tasks"].items():
+            own = [(b, r) for b, r in row["rate"].items() if r.get("own_flops")]
+            if own:
+                lines.append(f"  {task:13s} " + "  ".join(
+                    f"{b} {r['own_flops']:.3g} {r['own_fraction']:.3f}" for b, r in own))
         lines.append("")
     if res["machine"]["absent"]:
         lines.append("absent: " + ", ".join(res["machine"]["absent"]) +
@@ -469,12 +733,14 @@ def main_run(config=RUN_CONFIG, verbose=True):
         entry = {"label": pb.label(), "sizes": pb.sizes(), **bench_problem(pb, config, verbose=verbose)}
         entry["targets"] = targets(entry, spec)
         entry["cost"] = cost(entry)
+        entry["library_flops"] = library_flops(pb)
+        entry["rss"] = rss_peaks_all(pb, verbose=verbose)
         out["problems"].append(entry)
     return out
 
 
 #: the sweeps: the hidden width h at B = 256 (n up to ~1e5; full matrices to
-#: n <= 1e4, the generic routes to 2410), and the batch B at h = 32 (n = 2410;
+#: n <= 1e4, the generic routes to 4810), and the batch B at h = 32 (n = 2410;
 #: the generic routes to the full matrices up to B = 256)
 SWEEP_WIDTHS = (8, 16, 32, 64, 128, 384, 1536)
 SWEEP_BATCHES = (32, 64, 128, 256, 512, 1024, 2048)
@@ -506,7 +772,9 @@ THEORY = {"width": {"gradient": 1, "jacobian": 1, "ggn_vp": 1, "hvp": 1, "hessia
 
 
 def fits(sweep):
-    """Fitted exponent per (sweep, task, backend), beside the theoretical one."""
+    """Per (sweep, task, backend): the fit t = t0 + c x^p and the local slope
+    (``fit_growth``), the pure power law over the four largest x that they
+    replace (``fit_exponent``), and the theoretical exponent."""
     out = {}
     for key, xname in (("width", "n"), ("batch", "B")):
         for task in THEORY[key]:
@@ -516,8 +784,8 @@ def fits(sweep):
                 if len(pts) >= 3:
                     x, y = zip(*pts)
                     out.setdefault(key, {}).setdefault(task, {})[b] = {
-                        "fitted": fit_exponent(x, y), "theory": THEORY[key][task],
-                        "points": len(pts), "x_range": [min(x), max(x)]}
+                        **fit_growth(x, y), "power_law": fit_exponent(x, y),
+                        "theory": THEORY[key][task], "x_range": [min(x), max(x)]}
     return out
 
 
@@ -567,7 +835,12 @@ def main(argv=None):
     ap.add_argument("--record", action="store_true",
                     help="write into benchmarks/results/ (what the book reads)")
     ap.add_argument("--out", default=None, help="output folder (default _build/bench)")
+    ap.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.rss_child:                        # one backend's resident memory, as JSON
+        job = json.loads(args.rss_child)
+        print(json.dumps(rss_peaks(job["backend"], job["problem"], job["tasks"])))
+        return
     out = args.out or (os.path.join(HERE, "results") if args.record
                        else os.path.join(ROOT, "_build", "bench"))
     os.makedirs(out, exist_ok=True)
@@ -580,6 +853,7 @@ def main(argv=None):
     if not args.sweep_only:
         res = main_run()
         res["seconds"] = time.perf_counter() - t0
+        res["machine"]["loadavg_end"] = list(os.getloadavg())
         print()
         print(table(res))
         write(res, os.path.join(out, "results.json"))
@@ -587,11 +861,13 @@ def main(argv=None):
         t1 = time.perf_counter()
         sweep = main_sweep()
         sweep["seconds"] = time.perf_counter() - t1
+        sweep["machine"]["loadavg_end"] = list(os.getloadavg())
         write(sweep, os.path.join(out, "sweep.json"))
         for key, tasks in sweep["fits"].items():
             for task, row in tasks.items():
-                print(f"  {key:6s} {task:13s} exponent (theory {THEORY[key][task]}): " +
-                      ", ".join(f"{b} {f['fitted']:.2f}" for b, f in row.items()))
+                print(f"  {key:6s} {task:13s} t0 + c x^p, p (local slope) [theory "
+                      f"{THEORY[key][task]}]: " +
+                      ", ".join(f"{b} {f['p']:.2f} ({f['local']:.2f})" for b, f in row.items()))
         plot_sweep(sweep, os.path.join(out, "sweep.png"))
     print(f"total {time.perf_counter() - t0:.0f} s")
 

@@ -1,6 +1,8 @@
 """The benchmark's machinery: every implementation agrees with the reference
-(so nothing wrong is ever timed), the verdict rule, the flop counts, the
-exponent fit, and the committed results' schema. No timing is asserted."""
+(so nothing wrong is ever timed), the verdict rule, the flop counts (the
+dense-equivalent one and each route's own, against the libraries' counters),
+the growth fits, the memory measurement, and the committed results' schema.
+No timing is asserted."""
 import importlib.util
 import json
 import os
@@ -186,6 +188,74 @@ def test_exponent_fit_recovers_a_power_law_past_a_fixed_cost():
     assert run.fit_exponent(x[::-1], 3 * x[::-1] ** 1.5) == pytest.approx(1.5)  # order-free
 
 
+def test_growth_fit_separates_a_fixed_cost_from_the_growth():
+    x = np.array([610, 1210, 2410, 4810.0])
+    y = 8e-3 + 2e-9 * x ** 2                    # per-call overhead first, n^2 at the end
+    f = run.fit_growth(x, y)
+    assert f["p"] == pytest.approx(2, abs=0.002) and f["t0"] == pytest.approx(8e-3, rel=1e-3)
+    assert run.fit_exponent(x, y) < 1.5         # the pure power law is bent by t0
+    assert f["local"] < 2 and f["local"] == pytest.approx(np.log(y[3] / y[2]) / np.log(x[3] / x[2]))
+    g = run.fit_growth(x[::-1], 3 * x[::-1] ** 1.3)            # no fixed cost, any order
+    assert g["p"] == pytest.approx(1.3) and g["t0"] == 0 and g["t0_share"] == 0
+    assert run.fit_growth(x[:2], y[:2]) is None
+
+
+# ------------------------------------------------ each route's own operation count
+def test_route_counts_are_the_dense_count_where_the_algorithm_is_the_same():
+    s = dict(m=64, h=32, o=10, B=256, B_jac=16, n=2410)
+    for task in ("gradient", "ggn_vp", "hvp"):
+        assert run.route_flops(task, "minigrad", task, **s) == run.flops(task, **s)
+        assert run.route_flops(task, "numpy", "R-operator" if task != "gradient" else "backprop",
+                               **s) == run.flops(task, **s)
+    # minigrad's Kronecker assembly: a third of the dense sum here, tending to a
+    # quarter when the W1-W1 block dominates (each distinct entry of a
+    # symmetric pair of pairs once)
+    mg_share = run.route_flops("hessian", "minigrad", "hessian", **s) / run.flops("hessian", **s)
+    assert 0.25 < mg_share < 0.35
+    big = dict(m=400, h=400, o=2, B=8, B_jac=1, n=400 * 400 + 400 + 2 * 400 + 2)
+    assert run.route_flops("hessian", "minigrad", "", **big) / run.flops("hessian", **big) == \
+        pytest.approx(0.25, abs=0.01)
+    # n Hessian-vector products cost n tangents of the gradient, 2B(2mh + 6ho) each
+    assert run.route_flops("hessian", "jax", "jit(hessian)", **s) == \
+        pytest.approx(2410 * 2 * 256 * (2 * 64 * 32 + 6 * 32 * 10), rel=0.001)
+
+
+@pytest.mark.parametrize("backend, tol", [("torch", 0.02), ("jax", 0.15)])
+def test_route_counts_match_the_libraries_own_counters(backend, tol):
+    # PyTorch's FlopCounterMode counts the matrix products it dispatches; XLA's
+    # cost analysis counts the compiled program, elementwise work included
+    # (hence the looser tolerance). Outer products (one multiply per entry in
+    # route_flops, two in the counters) are a larger share at this small size.
+    pytest.importorskip(backend)
+    pb = implementations.Problem(m=32, h=24, o=10, B=128, B_jac=4)
+    counted = run.library_flops(pb, {backend: implementations.ALL_BACKENDS[backend]})
+    checked = 0
+    for task, row in counted.items():
+        for variant, lib in row[backend].items():
+            derived = run.route_flops(task, backend, variant, **pb.sizes())
+            if derived is None:
+                continue
+            assert lib == pytest.approx(derived, rel=tol), (task, variant)
+            checked += 1
+    assert checked >= 6                             # every route but the Jacobian
+
+
+# ------------------------------------------------------------------ memory
+def test_resident_memory_sees_the_result_and_agrees_with_tracemalloc():
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("needs Linux's /proc/self/clear_refs")
+    pb = implementations.Problem(m=32, h=24, o=10, B=64, B_jac=4)
+    rss = run.rss_peaks_all(pb, tasks=["hessian"], backends=CORE, verbose=False)
+    impl = implementations.make_minigrad(pb)
+    traced, size = run.peak_memory(impl["hessian"]["hessian"])
+    for b in CORE:
+        (cell,) = rss["hessian"][b].values()
+        assert cell["result_bytes"] == size == 8 * pb.n ** 2
+        assert size <= cell["peak_bytes"] < 20 * size, b
+    (mine,) = rss["hessian"]["minigrad"].values()
+    assert mine["peak_bytes"] == pytest.approx(traced, rel=0.25)   # two methods, one answer
+
+
 # --------------------------------------------------------- the committed results
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
@@ -213,6 +283,27 @@ def test_committed_results_have_spreads_and_verdicts():
     for tg in small["targets"]:
         expected = run.verdict(tg, tg["op"], tg["limit"]) if tg["median"] is not None else "not run"
         assert tg["verdict"] == expected
+    for problem in res["problems"]:                 # every cell's memory, every route's count
+        for task, row in problem["cells"].items():
+            for b, cell in row.items():
+                assert set(cell["variants"]) == set(problem["rss"][task][b])
+                rate = problem["cost"]["tasks"][task]["rate"][b]
+                assert (rate["own_flops"] is None) == (task == "jacobian")
+
+
+def test_committed_sweep_has_growth_fits_with_their_checks():
+    with open(os.path.join(RESULTS, "sweep.json")) as fh:
+        sweep = json.load(fh)
+    for key, tasks in sweep["fits"].items():
+        for task, row in tasks.items():
+            for b, f in row.items():
+                assert {"p", "t0", "c", "local", "power_law", "theory"} <= set(f)
+                assert f["t0"] >= 0 and f["points"] >= 3
+    for task in run.MATRIX_TASKS:                  # the dense peers reach n = 4810
+        for b in ("numpy", "jax", "torch"):
+            if b in sweep["machine"]["backends"]:
+                f = sweep["fits"]["width"][task][b]
+                assert f["x_range"][1] == 4810 and f["points"] >= 4
 
 
 def test_minigrad_hash_changes_with_the_source(tmp_path):

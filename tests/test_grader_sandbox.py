@@ -352,12 +352,11 @@ import autograd, autograd.numpy as anp
 import numpy as np
 import minigrad
 
-def low_rank_jacobians(U, V, x):
-    U, V, x = (np.asarray(a, dtype=float) for a in (U, V, x))
-    if U.ndim != 2 or V.ndim != 2 or x.ndim != 1 or U.shape[1] != V.shape[0] or V.shape[1] != x.size:
-        raise ValueError("low_rank_jacobians: shapes do not match")
-    return (autograd.jacobian(lambda A: anp.dot(A, anp.dot(V, x)))(U),
-            autograd.jacobian(lambda A: anp.dot(U, anp.dot(A, x)))(V))
+def tied_jacobian(V, x):
+    V, x = np.asarray(V, dtype=float), np.asarray(x, dtype=float)
+    if V.ndim != 2 or x.ndim != 1 or V.shape[1] != x.size:
+        raise ValueError("tied_jacobian: shapes do not match")
+    return autograd.jacobian(lambda A: anp.dot(A.T, anp.dot(A, x)))(V)
 
 def _softplus(z):
     return anp.logaddexp(0.0, z)
@@ -381,16 +380,16 @@ PATCH_OFF = "import grader.bridge\ngrader.bridge._patch = lambda names: []\n"
 
 #: one message of 200 zero-copy frames of one 64 MB buffer, from inside 2.2's function
 FRAMES = r'''
-_right_batch_outer = batch_outer
+_right_outer_gram = outer_gram
 
-def batch_outer(U, V):
+def outer_gram(U, V):
     import time
     kernel = get_ipython().kernel
     block = memoryview(bytearray(64 << 20))
     kernel.session.send(kernel.iopub_socket, "display_data", {"data": {}, "metadata": {}},
                         parent=kernel.get_parent(), buffers=[block] * 200)
     time.sleep(2)
-    return _right_batch_outer(U, V)
+    return _right_outer_gram(U, V)
 '''
 
 #: user namespaces and a RAM file system; every writable place filled, 3,000 nested folders
@@ -467,7 +466,7 @@ def graded(tmp_path_factory):
     _write(sol03, sub / "honest" / "03_jacobian.ipynb")
     _write(_with_cells(ex03, AUTODIFF_ANSWERS), sub / "autodiff_rule_on.ipynb")
     _write(_with_cells(ex03, PATCH_OFF + AUTODIFF_ANSWERS), sub / "autodiff_rule_off.ipynb")
-    _write(_with_cells(sol02, FRAMES, after="batch_outer"), sub / "frames.ipynb")
+    _write(_with_cells(sol02, FRAMES, after="outer_gram"), sub / "frames.ipynb")
     escape = _with_cells(sol02, ESCAPE)
     escape.cells.insert(2, nbformat.v4.new_code_cell(ESCAPE))
     _write(escape, sub / "escape.ipynb")

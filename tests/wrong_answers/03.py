@@ -1,17 +1,15 @@
 """Plausible wrong answers of solutions/03_jacobian.ipynb (see README.md)."""
 NOTEBOOK = "03_jacobian"
 
-_DV = "    D_V = U[:, :, None] * x[None, None, :]                # U_ik x_l"
 _DF = "        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))"
 
 WRONG = [
+    ("3.1", "the decoder's path only", [("    return decoder + encoder", "    return decoder")], "only the path through the decoder"),
+    ("3.1", "the code's path only", [("    return decoder + encoder", "    return encoder")], "only the path through the code"),
+    ("3.1", "the indices of V swapped", [("    return decoder + encoder", "    return (decoder + encoder).transpose(0, 2, 1)")],
+     "axes"),
     ("3.3", "one product-rule term dropped", [("        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2) * du",
                                                "        return 0.5 * (1.0 + t)")], "x (1 - tanh^2 u) u' / 2"),
-    ("3.1", "D_V without U", [(_DV, "    D_V = np.eye(V.shape[0])[:, :, None] * x[None, None, :] if V.shape[0] == o else U[:, :, None] * 0 * x")],
-     "D_V: your answer"),
-    ("3.1", "D_V with its axes in the other order", [(_DV, "    D_V = U[:, None, :] * x[None, :, None]")], "D_V: your answer"),
-    ("3.1", "x where h belongs", [("    D_U = np.eye(o)[:, :, None] * h[None, None, :]        # delta_ik h_j",
-                                   "    D_U = np.eye(o)[:, :, None] * x[None, None, :]")], "D_U: your answer"),
     ("3.2", "the naive softplus", [("        return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))",
                                      "        return np.log(1.0 + np.exp(x))")], "Softplus: numpy warns"),
     ("3.2", "a sigmoid that overflows", [("        e = np.exp(-np.abs(x))                      # in (0, 1]: never overflows\n"

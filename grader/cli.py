@@ -26,19 +26,29 @@ The graded tests, ``grader`` and ``minigrad`` run from copies made before any no
 hashed before grading and after each notebook: if they changed (only possible without the
 sandbox), every grade from then on is void (``VOID``) and the exit code is 3.
 
-Exit codes: 0 when grading ran (whatever the scores); 2 when nothing could be graded (a
-file that is not a notebook, a notebook of no known chapter, an empty folder, no sandbox
-and no ``--no-sandbox``); 3 when the grader's copies were modified during grading.
+A submission can only cost its own points: whatever goes wrong while one notebook is read,
+graded or reported (it is not a notebook, it is nested too deeply to parse, the disk under
+the temporary folder is full, its messages hold text no encoder takes, ...) becomes that
+notebook's one-line error, and the table, ``--json`` and ``--csv`` are still written for
+every notebook. Files that are not regular files (a named pipe, a device, a socket) and
+symbolic links to a file outside the graded folder are skipped with a message, never opened
+(:mod:`grader.notebooks`); text in the outputs is made safe by :mod:`grader.outputs`.
+
+Exit codes:
+  0  every notebook was graded (whatever the scores)
+  1  some notebook could not be graded (its row says why); the results are written
+  2  usage error: no such file or folder, no notebook in the folder, no sandbox
+     (bwrap) and no --no-sandbox, a bad option; nothing is graded or written
+  3  the grader's copies were modified during grading: grades from then on are VOID
+  4  an output (--json or --csv) could not be written; the others were
 """
 import argparse
 import ast
 import concurrent.futures
-import csv
 import hashlib
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -47,16 +57,20 @@ import threading
 from pathlib import Path
 
 import grader
-from grader import notebooks, sandbox
+from grader import notebooks, outputs, sandbox
 from grader.kernel import make_lib
+from grader.outputs import printable, table
 from grader.settings import PYTEST_ARGS, PYTEST_INI, add_limit_options, limits_from
 
-__all__ = ["main", "chapters", "read_report", "score", "table", "ReportError"]
+__all__ = ["main", "chapters", "read_report", "score", "table", "printable", "ReportError",
+           "EXIT_GRADED", "EXIT_NOT_GRADED", "EXIT_USAGE", "EXIT_VOID", "EXIT_OUTPUT"]
 
 REPO = Path(grader.__file__).resolve().parents[1]
 GRADED_TESTS = REPO / "tests" / "grading"
 #: seconds a grading process may run past the notebook's own time limit (start-up, reports)
 GRACE = 120
+#: exit codes (see the module docstring)
+EXIT_GRADED, EXIT_NOT_GRADED, EXIT_USAGE, EXIT_VOID, EXIT_OUTPUT = 0, 1, 2, 3, 4
 
 
 class ReportError(Exception):
@@ -80,14 +94,6 @@ def chapters(folder=GRADED_TESTS):
     return found
 
 
-def notebooks_under(path):
-    path = Path(path)
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*.ipynb")
-                      if ".ipynb_checkpoints" not in p.relative_to(path).parts)
-    return [path]
-
-
 # ---------------------------------------------------------------- integrity
 def fingerprint(roots):
     """sha256 of every file under ``roots`` (caches left out), by path."""
@@ -96,7 +102,10 @@ def fingerprint(roots):
         for p in sorted(Path(root).rglob("*")):
             if "__pycache__" in p.parts or p.suffix == ".pyc" or not p.is_file():
                 continue
-            digest[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+            try:
+                digest[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+            except OSError as exc:          # gone or unreadable: a change like any other
+                digest[str(p)] = f"unreadable ({exc.strerror})"
     return digest
 
 
@@ -170,22 +179,37 @@ def _tail(run_output):
 
 
 def grade_one(submission, test_files, workspace, args, number):
-    """Grade one read notebook in its own pytest process; its result dict."""
+    """Grade one read notebook in its own pytest process; its result dict. Its job and
+    report files are removed when it is done, so they never fill the temporary folder."""
     job = workspace / "jobs" / f"{number}.json"
-    job.write_text(json.dumps(submission.as_json()))
     report_path = workspace / "reports" / f"{number}.json"
+    try:
+        job.write_text(json.dumps(submission.as_json()))
+        return _run_grading(submission, test_files, workspace, args, job, report_path)
+    finally:
+        for leftover in (job, report_path):
+            try:
+                leftover.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+def _run_grading(submission, test_files, workspace, args, job, report_path):
     cmd = [sys.executable, "-m", "pytest", *PYTEST_ARGS, "-c", str(workspace / "pytest.ini"),
            "--rootdir", str(workspace), *[str(workspace / "grading" / f) for f in test_files],
            "--grading-job", str(job), "--grade-report", str(report_path),
            "--grader-lib", str(workspace / "lib"), *args.limits.as_args(),
            *(["--no-sandbox"] if args.no_sandbox else [])]
-    # the grading process imports the copies of grader and minigrad made for this run
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(workspace / "lib"))
+    # the grading process imports the copies of grader and minigrad made for this run, and
+    # prints any text (a lone surrogate in a message included) without failing
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(workspace / "lib"),
+               PYTHONIOENCODING="utf-8:backslashreplace")
     env.pop("PYTEST_ADDOPTS", None)
     path, chapter = submission.path, submission.chapter
     try:
         run = subprocess.run(cmd, cwd=workspace, env=env, stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True,
+                             capture_output=True, text=True, encoding="utf-8",
+                             errors="backslashreplace",
                              timeout=args.limits.notebook_timeout + GRACE)
     except subprocess.TimeoutExpired:
         return result_for(path, chapter, error=f"the grading run took longer than "
@@ -201,52 +225,191 @@ def grade_one(submission, test_files, workspace, args, number):
     return result_for(path, chapter, score(report))
 
 
-# ---------------------------------------------------------------- output
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+def _failure(exc):
+    """An unexpected exception, in one line."""
+    text = (str(exc).splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def printable(text):
-    """``text`` with control characters (escape sequences, carriage returns, ...) shown
-    as escapes, so a message cannot rewrite the terminal."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+# ---------------------------------------------------------------- reading every notebook
+def _short(text, limit=80):
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def table(result):
-    """The score table of one result, with control characters escaped."""
-    head = printable(result["notebook"])
-    if result.get("error"):
-        return f"{head}: ERROR: {printable(result['error'])}"
-    lines = [f"{head} ({printable(result['chapter'])}): "
-             f"{result['score']:g} / {result['max_score']:g}"]
-    for e in result["exercises"]:
-        lines.append(f"  {printable(e['id']):<6} {e['points']:>6.2f} / {e['max_points']:<4g} "
-                     f"{printable(e['message'])}")
-    return "\n".join(lines)
+def read_all(found, known):
+    """``(results, todo)``: a result with an error for every file that cannot be graded (skipped,
+    unreadable, of no known chapter), and ``(path, submission)`` for the others."""
+    results, todo = {}, []
+    for entry in found:
+        path = entry.path
+        if entry.problem:
+            results[path] = result_for(path, None, error=entry.problem)
+            continue
+        try:
+            submission = notebooks.read(path, entry.source)
+        except notebooks.NotGradable as exc:
+            results[path] = result_for(path, None, error=str(exc))
+            continue
+        except Exception as exc:        # whatever else reading one file raises is its error
+            results[path] = result_for(path, None, error=f"could not be read ({_failure(exc)})")
+            continue
+        if submission.chapter not in known:
+            results[path] = result_for(path, None, error=(
+                f"no graded tests for a notebook called {_short(repr(submission.chapter))} "
+                f"(from its metadata or file name); graded chapters: "
+                f"{', '.join(sorted(known)) or 'none'}"))
+            continue
+        todo.append((path, submission))
+    return results, todo
 
 
-def _exercise_key(s):
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in s.split("."))
+# ---------------------------------------------------------------- grading every notebook
+def _workspace():
+    """A fresh private folder of this run under the temporary folder."""
+    parent = Path(tempfile.gettempdir()) / "minigrad-grade"
+    parent.mkdir(mode=0o700, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=parent))
 
 
-def write_csv(results, out):
-    ids = []
+def _prepare(workspace):
+    """Copy the graded tests, ``grader`` and ``minigrad`` into ``workspace``."""
+    shutil.copytree(GRADED_TESTS, workspace / "grading",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "conftest.py"))
+    make_lib(workspace / "lib", grader, _minigrad())
+    for name in ("reports", "jobs"):
+        (workspace / name).mkdir()
+    (workspace / "pytest.ini").write_text(PYTEST_INI)
+
+
+def grade_all(todo, known, args):
+    """``(results, void)``: a result for every ``(path, submission)`` of ``todo`` (an error
+    for one that could not be graded, whatever went wrong), and the grader's files that
+    changed during grading (then every grade from that moment on is VOID)."""
+    results, void = {}, []
+    if not todo:
+        return results, void
+    workspace = None
+    try:
+        workspace = _workspace()
+        _prepare(workspace)
+    except Exception as exc:
+        where = workspace or Path(tempfile.gettempdir()) / "minigrad-grade"
+        error = (f"not graded: the grader could not prepare its temporary folder "
+                 f"{where} ({_failure(exc)})")
+        _remove(workspace)
+        return {p: result_for(p, s.chapter, error=error) for p, s in todo}, void
+    try:
+        watched = [workspace / "grading", workspace / "lib"]
+        before = fingerprint(watched)
+        lock = threading.Lock()
+
+        def job(k, p, submission):
+            try:
+                result = grade_one(submission, known[submission.chapter], workspace, args, k)
+            except Exception as exc:    # the grader's own failure on this notebook only
+                result = result_for(p, submission.chapter, error=(
+                    f"not graded: the grader failed on this notebook ({_failure(exc)}); "
+                    "grade it again"))
+            with lock:
+                changed = changes(before, fingerprint(watched))
+                if changed and not void:
+                    void.extend(changed)
+                if void:
+                    result = result_for(p, submission.chapter, error=(
+                        "VOID: files the grading relies on changed during grading: "
+                        + ", ".join(void[:5])))
+            return p, result
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            futures = [pool.submit(job, k, p, s) for k, (p, s) in enumerate(todo)]
+            for f in concurrent.futures.as_completed(futures):
+                p, result = f.result()
+                results[p] = result
+    finally:
+        _remove(workspace)
+    return results, void
+
+
+def _remove(folder):
+    """Remove this run's temporary folder; a warning, never an error, if that fails."""
+    if folder is None:
+        return
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass
+    except Exception as exc:            # e.g. RecursionError on a very deep tree
+        _say(f"grade: warning: could not remove the temporary folder {folder} "
+             f"({_failure(exc)})", sys.stderr)
+
+
+# ---------------------------------------------------------------- reporting
+def reportable(result):
+    """``result`` made surrogate-safe and checked to render in the table, the JSON and the
+    CSV; if it does not, an error result for its notebook (its reporting failed, not the
+    run's)."""
+    try:
+        result = outputs.clean(result)
+        outputs.table(result)
+        outputs.json_text(result)
+        outputs.csv_text([result])
+        return result
+    except Exception as exc:
+        return outputs.clean(result_for(result.get("notebook", "?"), None, error=(
+            f"not graded: the grader could not report this notebook ({_failure(exc)})")))
+
+
+def _say(text, stream=None):
+    """Print ``text``; a closed terminal or pipe does not stop the run."""
+    try:
+        print(text, file=stream or sys.stdout)
+    except (OSError, ValueError):
+        pass
+
+
+def _safe_streams():
+    """Make stdout and stderr write any text (a surrogate shows as an escape)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
+def write_outputs(results, args, single):
+    """Write ``--json`` and ``--csv``; each one that fails is reported and does not keep the
+    other from being written. True when every asked-for output was written."""
+    wanted = [("JSON", args.json, lambda: outputs.json_text(results[0] if single else results)),
+              ("CSV", args.csv, lambda: outputs.csv_text(results))]
+    ok = True
+    for kind, path, render in wanted:
+        if not path:
+            continue
+        try:
+            outputs.write(path, render())
+        except outputs.OutputError as exc:
+            ok = False
+            _say(f"grade: could not write the {kind} file {exc}", sys.stderr)
+    return ok
+
+
+def show(results, total):
+    """The score table of every graded notebook, a summary, and every error on stderr."""
+    graded = [r for r in results if not r.get("error")]
+    for r in graded:
+        _say(table(r))
+    if total > 1:
+        _say(f"graded {len(graded)} of {total} notebooks; total "
+             f"{sum(r['score'] for r in graded):g} / {sum(r['max_score'] for r in graded):g}")
     for r in results:
-        for e in r["exercises"]:
-            if e["id"] not in ids:
-                ids.append(e["id"])
-    ids.sort(key=_exercise_key)
-    with open(out, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["notebook", "score", "max_score", *ids, "error"])
-        for r in results:
-            points = {e["id"]: e["points"] for e in r["exercises"]}
-            w.writerow([r["notebook"], r["score"], r["max_score"],
-                        *[points.get(i, "") for i in ids], r.get("error", "")])
+        if r.get("error"):
+            _say(f"grade: {printable(r['notebook'])}: {printable(r['error'])}", sys.stderr)
 
 
 # ---------------------------------------------------------------- main
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="grade", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__[__doc__.index("Exit codes:"):],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", help="a notebook, or a folder of notebooks")
     parser.add_argument("--json", metavar="OUT", help="write the scores as JSON")
@@ -263,97 +426,39 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    """Grade, write the outputs, print the table; the exit code (see the module docstring)."""
+    _safe_streams()
     args = parse_args(argv)
     target = Path(args.path)
     if not target.exists():
-        print(f"grade: {target}: no such file or folder", file=sys.stderr)
-        return 2
+        _say(f"grade: {printable(target)}: no such file or folder", sys.stderr)
+        return EXIT_USAGE
     if not args.no_sandbox:
         try:
             sandbox.check()
         except sandbox.SandboxUnavailable as exc:
-            print(f"grade: refusing to grade: {exc}", file=sys.stderr)
-            return 2
-    paths = notebooks_under(target)
-    if not paths:
-        print(f"grade: {target}: no notebook (*.ipynb) in this folder", file=sys.stderr)
-        return 2
+            _say(f"grade: refusing to grade: {exc}", sys.stderr)
+            return EXIT_USAGE
+    found = notebooks.find(target)
+    if not found:
+        _say(f"grade: {printable(target)}: no notebook (*.ipynb) in this folder", sys.stderr)
+        return EXIT_USAGE
     known = chapters()
-    results, todo = {}, []
-    for p in paths:
-        try:
-            submission = notebooks.read(p)
-        except notebooks.NotGradable as exc:
-            results[p] = result_for(p, None, error=str(exc))
-            continue
-        if submission.chapter not in known:
-            results[p] = result_for(p, None, error=(
-                f"no graded tests for a notebook called {submission.chapter!r} (from its "
-                f"metadata or file name); graded chapters: {', '.join(sorted(known)) or 'none'}"))
-            continue
-        todo.append((p, submission))
-
-    status = 0
-    if todo:
-        parent = Path(tempfile.gettempdir()) / "minigrad-grade"
-        parent.mkdir(mode=0o700, exist_ok=True)
-        workspace = Path(tempfile.mkdtemp(dir=parent))
-        try:
-            shutil.copytree(GRADED_TESTS, workspace / "grading",
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*",
-                                                          "conftest.py"))
-            make_lib(workspace / "lib", grader, _minigrad())
-            for name in ("reports", "jobs"):
-                (workspace / name).mkdir()
-            (workspace / "pytest.ini").write_text(PYTEST_INI)
-            watched = [workspace / "grading", workspace / "lib"]
-            before = fingerprint(watched)
-            lock, void = threading.Lock(), []
-
-            def job(k, p, submission):
-                result = grade_one(submission, known[submission.chapter], workspace, args, k)
-                with lock:
-                    changed = changes(before, fingerprint(watched))
-                    if changed and not void:
-                        void.extend(changed)
-                    if void:
-                        result = result_for(p, submission.chapter, error=(
-                            "VOID: files the grading relies on changed during grading: "
-                            + ", ".join(void[:5])))
-                return p, result
-
-            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-                futures = [pool.submit(job, k, p, s) for k, (p, s) in enumerate(todo)]
-                for f in concurrent.futures.as_completed(futures):
-                    p, result = f.result()
-                    results[p] = result
-            if void:
-                print("grade: WARNING: the grader's copies of tests/grading, grader and minigrad "
-                      "changed while grading: " + ", ".join(void) + "\nThe grades of the "
-                      "notebooks graded since then are VOID: look at those notebooks, then "
-                      "grade them again.", file=sys.stderr)
-                status = 3
-        finally:
-            shutil.rmtree(workspace, ignore_errors=True)
-
-    ordered = [results[p] for p in paths]
-    graded = [r for r in ordered if not r.get("error")]
-    if status == 0 and not graded:
-        status = 2                       # nothing could be graded
-    for r in graded:
-        print(table(r))
-    if len(paths) > 1:
-        print(f"graded {len(graded)} of {len(paths)} notebooks; total "
-              f"{sum(r['score'] for r in graded):g} / {sum(r['max_score'] for r in graded):g}")
-    for r in ordered:
-        if r.get("error"):
-            print(f"grade: {printable(r['notebook'])}: {printable(r['error'])}", file=sys.stderr)
-    if args.json:
-        Path(args.json).write_text(json.dumps(ordered if target.is_dir() else ordered[0],
-                                              indent=1) + "\n")
-    if args.csv:
-        write_csv(ordered, args.csv)
-    return status
+    results, todo = read_all(found, known)
+    graded, void = grade_all(todo, known, args)
+    results.update(graded)
+    ordered = [reportable(results[f.path]) for f in found]
+    written = write_outputs(ordered, args, single=not target.is_dir())
+    show(ordered, len(found))
+    if void:
+        _say("grade: WARNING: the grader's copies of tests/grading, grader and minigrad "
+             "changed while grading: " + printable(", ".join(void)) + "\nThe grades of the "
+             "notebooks graded since then are VOID: look at those notebooks, then "
+             "grade them again.", sys.stderr)
+        return EXIT_VOID
+    if not written:
+        return EXIT_OUTPUT
+    return EXIT_NOT_GRADED if any(r.get("error") for r in ordered) else EXIT_GRADED
 
 
 def _minigrad():

@@ -13,6 +13,7 @@ of :mod:`grader.cli` (``-p grader.plugin --noconftest``: no conftest file is eve
 """
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -210,4 +211,9 @@ def pytest_sessionfinish(session):
               "path": submission.path if submission else None,
               "tests": list(config._grading_records.values()),
               "cell_errors": config._grading_cells}
-    Path(out).write_text(json.dumps(report, indent=1))
+    # ASCII JSON: a lone surrogate in a message is escaped, never an encoding error
+    text = json.dumps(report, indent=1, ensure_ascii=True)
+    try:
+        Path(out).write_text(text, encoding="ascii")
+    except OSError as exc:      # the grader reads no report: this line is the reason it gives
+        sys.stderr.write(f"grade: could not write the grading report {out}: {exc.strerror}\n")

@@ -141,6 +141,8 @@ def read_report(path):
             raise ReportError(f"test {k} of the report has invalid points {test['points']!r}")
         if test.get("reason") is not None and not isinstance(test["reason"], str):
             raise ReportError(f"test {k} of the report has a reason that is not text")
+    if report.get("grader_error") is not None and not isinstance(report["grader_error"], str):
+        raise ReportError("the report's grader_error is not text")
     return report
 
 
@@ -219,6 +221,10 @@ def _run_grading(submission, test_files, workspace, args, job, report_path):
     except ReportError as exc:
         return result_for(path, chapter, error=f"the grading run failed (exit code "
                           f"{run.returncode}): {exc}: {_tail(run.stdout + run.stderr)}")
+    if report.get("grader_error"):
+        return result_for(path, chapter, error=(
+            f"not graded: the grader failed on this notebook ({report['grader_error']}); "
+            "grade it again"))
     if not report["tests"]:
         return result_for(path, chapter,
                           error=f"no graded test ran: {_tail(run.stdout + run.stderr)}")

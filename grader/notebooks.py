@@ -117,7 +117,7 @@ def find(target):
         subfolders[:] = sorted(d for d in subfolders if d not in SKIPPED_FOLDERS)
         found.extend(_check(Path(folder) / name, root) for name in files
                      if name.endswith(".ipynb"))
-    return sorted(found, key=lambda f: str(f.path))
+    return sorted(found, key=lambda f: f.path)
 
 
 # ---------------------------------------------------------------- reading

@@ -358,6 +358,36 @@ def test_help_documents_the_exit_codes(capsys):
         assert line in text
 
 
+# ================================================================ one grading process, no kernel
+#: a pytest plugin (loaded through PYTEST_PLUGINS) under which starting a kernel fails as on a
+#: full disk: in the grading process, where no notebook code runs
+FULL_DISK_AT_KERNEL_START = """
+import errno, os
+from grader import kernel
+
+def start(self):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+kernel.Notebook.start = start
+"""
+
+
+def test_a_grader_failure_in_the_grading_process_is_not_a_grade(tmp_path, monkeypatch):
+    """A kernel that cannot start for the grader's reasons leaves the notebook ungraded
+    (an error, exit code 1), not graded 0 with every test failed."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    cli._prepare(workspace)
+    (workspace / "lib" / "full_disk_at_kernel_start.py").write_text(FULL_DISK_AT_KERNEL_START)
+    monkeypatch.setenv("PYTEST_PLUGINS", "full_disk_at_kernel_start")
+    path = _write(_notebook(), tmp_path / "honest.ipynb")
+    args = cli.parse_args([str(path), "--no-sandbox"])
+    result = cli.grade_one(notebooks.read(path), cli.chapters()[BASE], workspace, args, 0)
+    assert result["exercises"] == [] and "grade it again" in result["error"]
+    assert "not graded: the grader failed on this notebook (OSError: [Errno 28]" in result["error"]
+    assert os.listdir(workspace / "jobs") == os.listdir(workspace / "reports") == []
+
+
 # ================================================================ one real grading run
 #: size of the tmpfs under the grader's temporary folder, and of the notebook that cannot fit
 TMPFS_BYTES, TOO_BIG = 8 << 20, 12 << 20

@@ -12,6 +12,9 @@ data (:mod:`grader.kernel`, :mod:`grader.codec`). The modules:
 - :mod:`grader.plugin`: the pytest plugin (the ``exercise`` marker, the ``nb`` fixture,
   the per-test report);
 - :mod:`grader.gradetools`: comparisons shared by the graded tests;
+- :mod:`grader.notebooks`: finding submitted notebooks (special files and links out of the
+  folder skipped) and reading each one once;
+- :mod:`grader.outputs`: the score table, the JSON and the CSV, safe whatever text they hold;
 - :mod:`grader.cli`: ``python -m grader`` / ``scripts/grade.py`` / ``make grade``.
 """
 __all__ = []

@@ -97,6 +97,32 @@ def _check(path, root):
     return Found(path, source=source)
 
 
+def _walk(top, unreadable):
+    """The ``*.ipynb`` paths under the folder ``top``, depth first without recursion (a
+    folder nested thousands deep is no problem); links to folders are not entered, and a
+    folder that cannot be listed is added to ``unreadable`` with its problem."""
+    stack = [Path(top)]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            unreadable.append(Found(folder, problem=f"a folder that cannot be read "
+                                                    f"({exc.strerror})"))
+            continue
+        for entry in entries:
+            try:
+                is_folder = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_folder = False
+            if is_folder:
+                if entry.name not in SKIPPED_FOLDERS:
+                    stack.append(folder / entry.name)
+            elif entry.name.endswith(".ipynb"):
+                yield folder / entry.name
+
+
 def find(target):
     """The notebooks to grade at ``target``, a notebook or a folder, sorted by path.
 
@@ -107,17 +133,9 @@ def find(target):
     if not target.is_dir():
         return [Found(target, source=target)]
     root = Path(os.path.realpath(target))
-    found = []
-
-    def unreadable(exc):
-        found.append(Found(Path(exc.filename or target),
-                           problem=f"a folder that cannot be read ({exc.strerror})"))
-
-    for folder, subfolders, files in os.walk(target, onerror=unreadable):
-        subfolders[:] = sorted(d for d in subfolders if d not in SKIPPED_FOLDERS)
-        found.extend(_check(Path(folder) / name, root) for name in files
-                     if name.endswith(".ipynb"))
-    return sorted(found, key=lambda f: f.path)
+    unreadable = []
+    found = [_check(path, root) for path in _walk(target, unreadable)]
+    return sorted(found + unreadable, key=lambda f: f.path)
 
 
 # ---------------------------------------------------------------- reading

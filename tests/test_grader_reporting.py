@@ -173,6 +173,30 @@ def test_a_link_inside_the_folder_is_followed(tmp_path):
     assert notebooks.read(link.path, link.source).chapter == BASE
 
 
+def _stack_depth():
+    frame, depth = sys._getframe(), 0
+    while frame:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def test_find_walks_a_folder_nested_deeper_than_the_recursion_limit(tmp_path):
+    """300 levels under a recursion limit 100 frames above this test's own: a walk that
+    recursed once per level (as ``os.walk`` does in Python 3.11) would fail."""
+    depth, deepest = 300, tmp_path
+    for _ in range(depth):
+        deepest = deepest / "d"
+        deepest.mkdir()
+    _write(_notebook(), deepest / "deep.ipynb")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(_stack_depth() + 100)
+    try:
+        [found] = notebooks.find(tmp_path)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert found.path == deepest / "deep.ipynb" and found.problem is None
+
+
 @pytest.mark.timeout(30)
 def test_reading_a_named_pipe_does_not_block(tmp_path):
     os.mkfifo(tmp_path / "x.ipynb")

@@ -10,9 +10,9 @@ Three layers, fastest first:
   a message with a lone surrogate, a report that cannot be rendered): every failure is its
   notebook's error, the others keep their grades, the outputs are written, and the exit code
   says so;
-- one real grading run (sandboxed kernels) of a folder with an honest solution beside the
-  attacks of the issue: a graded function raising ``ValueError("\\ud800")``, a notebook of a
-  non-UTF-8 file name, ``.ipynb`` files that are a named pipe, a socket, a device or links
+- one real grading run (sandboxed kernels) of a folder with an honest solution (of a non-UTF-8
+  file name) beside the attacks of the issue: a graded function raising
+  ``ValueError("\\ud800")``, ``.ipynb`` files that are a named pipe, a socket, a device or links
   out of the folder, metadata nested 100,000 deep, file names a spreadsheet would run, and
   (where a tmpfs can be mounted, as root) a disk that is full under the grader's temporary
   folder for one notebook only.
@@ -442,8 +442,7 @@ def real_run(tmp_path_factory):
     sub.mkdir()
     gradetmp.mkdir()
     solution = nbformat.read(str(ROOT / "solutions" / f"{BASE}.ipynb"), as_version=4)
-    _write(solution, sub / "honest.ipynb")
-    _write(solution, os.fsencode(sub) + b"/" + MUELLER)
+    _write(solution, os.fsencode(sub) + b"/" + MUELLER)     # the honest neighbour
     _write(_insert_after(nbformat.from_dict(solution), "batch_outer",
                          "def batch_outer(U, V):\n    raise ValueError('\\ud800')\n"),
            sub / "surrogate.ipynb")
@@ -482,8 +481,7 @@ def test_real_run_ends_with_code_1_and_no_traceback(real_run):
     assert "Traceback" not in real_run["stdout"] + real_run["stderr"]
 
 
-def test_real_run_honest_neighbours_keep_full_marks(real_run):
-    _full_marks(real_run["by_name"]["honest.ipynb"])
+def test_real_run_honest_neighbour_of_a_non_utf8_name_keeps_full_marks(real_run):
     _full_marks(real_run["by_name"][MUELLER_SHOWN])
     assert f"{MUELLER_SHOWN} ({BASE}): 10 / 10" in real_run["stdout"]
 
@@ -515,4 +513,4 @@ def test_real_run_full_disk_under_the_temporary_folder_costs_only_that_notebook(
         pytest.skip("no tmpfs can be mounted here (needs root and unshare)")
     error = real_run["by_name"]["enospc.ipynb"]["error"]
     assert "No space left on device" in error and "grade it again" in error
-    _full_marks(real_run["by_name"]["honest.ipynb"])
+    _full_marks(real_run["by_name"][MUELLER_SHOWN])

@@ -183,6 +183,7 @@ def _parse(data):
 
 
 def _code_cells(nb):
+    """The sources of the code cells, each text that a kernel can be sent (UTF-8)."""
     cells = [c.source for c in nb.cells if c.cell_type == "code"]
     for k, source in enumerate(cells):
         if not isinstance(source, str):

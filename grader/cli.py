@@ -41,15 +41,19 @@ Exit codes:
      (bwrap) and no --no-sandbox, a bad option; nothing is graded or written
   3  the grader's copies were modified during grading: grades from then on are VOID
   4  an output (--json or --csv) could not be written; the others were
+  130  interrupted (Ctrl-C, SIGTERM): the grades so far are written, the other
+     notebooks are marked not graded
 """
 import argparse
 import ast
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,7 +67,8 @@ from grader.outputs import printable, table
 from grader.settings import PYTEST_ARGS, PYTEST_INI, add_limit_options, limits_from
 
 __all__ = ["main", "chapters", "read_report", "score", "table", "printable", "ReportError",
-           "EXIT_GRADED", "EXIT_NOT_GRADED", "EXIT_USAGE", "EXIT_VOID", "EXIT_OUTPUT"]
+           "EXIT_GRADED", "EXIT_NOT_GRADED", "EXIT_USAGE", "EXIT_VOID", "EXIT_OUTPUT",
+           "EXIT_INTERRUPTED"]
 
 REPO = Path(grader.__file__).resolve().parents[1]
 GRADED_TESTS = REPO / "tests" / "grading"
@@ -71,6 +76,9 @@ GRADED_TESTS = REPO / "tests" / "grading"
 GRACE = 120
 #: exit codes (see the module docstring)
 EXIT_GRADED, EXIT_NOT_GRADED, EXIT_USAGE, EXIT_VOID, EXIT_OUTPUT = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
+#: seconds an interrupted grading process has to close its kernel before it is killed
+STOP_GRACE = 10
 
 
 class ReportError(Exception):
@@ -180,6 +188,55 @@ def _tail(run_output):
     return " | ".join(run_output.strip().splitlines()[-3:])[-300:]
 
 
+class _GradingProcesses:
+    """The grading processes running now, so that an interrupted run can stop them all."""
+
+    def __init__(self):
+        self._lock, self._running, self._stopped = threading.Lock(), set(), False
+
+    def reset(self):
+        with self._lock:
+            self._running, self._stopped = set(), False
+
+    def run(self, cmd, timeout, **options):
+        """``(exit code, stdout + stderr)`` of ``cmd``; ``subprocess.TimeoutExpired`` (the
+        process killed) after ``timeout`` seconds."""
+        with self._lock:
+            if self._stopped:
+                return -signal.SIGINT, "not started: the run was interrupted"
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                                    errors="backslashreplace", **options)
+            self._running.add(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+        return proc.returncode, stdout + stderr
+
+    def stop_all(self):
+        """Interrupt every grading process (each closes its kernel), kill any that is still
+        running after :data:`STOP_GRACE` seconds, and start no other."""
+        with self._lock:
+            self._stopped = True
+            running = list(self._running)
+        for proc in running:
+            proc.send_signal(signal.SIGINT)
+        for proc in running:
+            try:
+                proc.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+_PROCESSES = _GradingProcesses()
+
+
 def grade_one(submission, test_files, workspace, args, number):
     """Grade one read notebook in its own pytest process; its result dict. Its job and
     report files are removed when it is done, so they never fill the temporary folder."""
@@ -209,10 +266,8 @@ def _run_grading(submission, test_files, workspace, args, job, report_path):
     env.pop("PYTEST_ADDOPTS", None)
     path, chapter = submission.path, submission.chapter
     try:
-        run = subprocess.run(cmd, cwd=workspace, env=env, stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, encoding="utf-8",
-                             errors="backslashreplace",
-                             timeout=args.limits.notebook_timeout + GRACE)
+        code, output = _PROCESSES.run(cmd, args.limits.notebook_timeout + GRACE,
+                                      cwd=workspace, env=env)
     except subprocess.TimeoutExpired:
         return result_for(path, chapter, error=f"the grading run took longer than "
                           f"{args.limits.notebook_timeout + GRACE:g} s and was stopped")
@@ -220,14 +275,13 @@ def _run_grading(submission, test_files, workspace, args, job, report_path):
         report = read_report(report_path)
     except ReportError as exc:
         return result_for(path, chapter, error=f"the grading run failed (exit code "
-                          f"{run.returncode}): {exc}: {_tail(run.stdout + run.stderr)}")
+                          f"{code}): {exc}: {_tail(output)}")
     if report.get("grader_error"):
         return result_for(path, chapter, error=(
             f"not graded: the grader failed on this notebook ({report['grader_error']}); "
             "grade it again"))
     if not report["tests"]:
-        return result_for(path, chapter,
-                          error=f"no graded test ran: {_tail(run.stdout + run.stderr)}")
+        return result_for(path, chapter, error=f"no graded test ran: {_tail(output)}")
     return result_for(path, chapter, score(report))
 
 
@@ -288,12 +342,13 @@ def _prepare(workspace):
 
 
 def grade_all(todo, known, args):
-    """``(results, void)``: a result for every ``(path, submission)`` of ``todo`` (an error
-    for one that could not be graded, whatever went wrong), and the grader's files that
-    changed during grading (then every grade from that moment on is VOID)."""
+    """``(results, void, interrupted)``: a result for every ``(path, submission)`` of ``todo``
+    (an error for one that could not be graded, whatever went wrong), the grader's files
+    that changed during grading (then every grade from that moment on is VOID), and whether
+    the run was interrupted (Ctrl-C, SIGTERM: the notebooks not graded by then are errors)."""
     results, void = {}, []
     if not todo:
-        return results, void
+        return results, void, False
     workspace = None
     try:
         workspace = _workspace()
@@ -303,7 +358,9 @@ def grade_all(todo, known, args):
         error = (f"not graded: the grader could not prepare its temporary folder "
                  f"{where} ({_failure(exc)})")
         _remove(workspace)
-        return {p: result_for(p, s.chapter, error=error) for p, s in todo}, void
+        return {p: result_for(p, s.chapter, error=error) for p, s in todo}, void, False
+    _PROCESSES.reset()
+    interrupted = False
     try:
         watched = [workspace / "grading", workspace / "lib"]
         before = fingerprint(watched)
@@ -326,14 +383,24 @@ def grade_all(todo, known, args):
                         + ", ".join(void[:5])))
             return p, result
 
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs))
+        try:
             futures = [pool.submit(job, k, p, s) for k, (p, s) in enumerate(todo)]
             for f in concurrent.futures.as_completed(futures):
                 p, result = f.result()
                 results[p] = result
+        except KeyboardInterrupt:
+            interrupted = True
+            pool.shutdown(wait=False, cancel_futures=True)
+            _PROCESSES.stop_all()
+        finally:
+            pool.shutdown(wait=True)
     finally:
         _remove(workspace)
-    return results, void
+    for p, s in todo:
+        if p not in results:
+            results[p] = result_for(p, s.chapter, error="not graded: the run was interrupted")
+    return results, void, interrupted
 
 
 def _remove(folder):
@@ -451,7 +518,8 @@ def main(argv=None):
         return EXIT_USAGE
     known = chapters()
     results, todo = read_all(found, known)
-    graded, void = grade_all(todo, known, args)
+    with _sigterm_as_interrupt():
+        graded, void, interrupted = grade_all(todo, known, args)
     results.update(graded)
     ordered = [reportable(results[f.path]) for f in found]
     written = write_outputs(ordered, args, single=not target.is_dir())
@@ -464,7 +532,27 @@ def main(argv=None):
         return EXIT_VOID
     if not written:
         return EXIT_OUTPUT
+    if interrupted:
+        _say("grade: interrupted: the notebooks not graded by then are marked so",
+             sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_NOT_GRADED if any(r.get("error") for r in ordered) else EXIT_GRADED
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While grading, SIGTERM interrupts as Ctrl-C does (the results so far are written)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _minigrad():

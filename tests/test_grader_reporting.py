@@ -21,10 +21,12 @@ import csv
 import errno
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -410,6 +412,47 @@ def test_a_grader_failure_in_the_grading_process_is_not_a_grade(tmp_path, monkey
     assert result["exercises"] == [] and "grade it again" in result["error"]
     assert "not graded: the grader failed on this notebook (OSError: [Errno 28]" in result["error"]
     assert os.listdir(workspace / "jobs") == os.listdir(workspace / "reports") == []
+
+
+# ================================================================ an interrupted run
+def _processes_mentioning(text):
+    """Command lines of running processes that contain ``text``."""
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and text in (d / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(d.name)
+        except OSError:
+            pass
+    return found
+
+
+def test_an_interrupted_run_writes_its_results_and_leaves_nothing_running(tmp_path):
+    """SIGTERM while two notebooks are being graded (each sleeps in a cell): exit code 130,
+    both marked not graded in the JSON, no grading process and no temporary file left."""
+    sub, gradetmp = tmp_path / "class", tmp_path / "gradetmp"
+    sub.mkdir()
+    gradetmp.mkdir()
+    for name in ("a", "b"):
+        _write(_notebook(["import time\ntime.sleep(300)"]), sub / f"{name}.ipynb")
+    proc = subprocess.Popen([sys.executable, "-m", "grader", str(sub), "--json",
+                             str(tmp_path / "o.json"), "--jobs", "2", "--cell-timeout", "250"],
+                            env=dict(os.environ, TMPDIR=str(gradetmp)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(240):                # both notebooks handed to their grading process
+            if len(list(gradetmp.glob("minigrad-grade/*/jobs/*.json"))) == 2:
+                break
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    results = json.loads((tmp_path / "o.json").read_text())
+    assert proc.returncode == cli.EXIT_INTERRUPTED, err
+    assert [r["error"] for r in results] == ["not graded: the run was interrupted"] * 2
+    assert [p.name for p in gradetmp.rglob("*")] == ["minigrad-grade"]
+    assert _processes_mentioning(str(gradetmp)) == []
 
 
 # ================================================================ one real grading run

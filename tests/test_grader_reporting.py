@@ -32,7 +32,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import cli, notebooks, outputs
+from grader import cli, grading, notebooks, outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "02_linear_algebra"
@@ -246,7 +246,7 @@ def stand_in(tmp_path, monkeypatch):
     folder = tmp_path / "class"
     folder.mkdir()
     monkeypatch.chdir(folder)
-    monkeypatch.setattr(cli, "grade_one", _stand_in_grading)
+    monkeypatch.setattr(grading, "grade_one", _stand_in_grading)
 
     def run(*options):
         return cli.main([".", "--no-sandbox", "--jobs", "2", *map(str, options)])
@@ -340,7 +340,7 @@ def test_a_full_temporary_folder_before_grading_still_writes_every_result(
         stand_in, tmp_path, monkeypatch):
     def full(workspace):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(cli, "_prepare", full)
+    monkeypatch.setattr(grading, "_prepare", full)
     _write(_notebook(), stand_in.folder / "a.ipynb")
     _write(_notebook(), stand_in.folder / "b.ipynb")
     code = stand_in("--json", tmp_path / "o.json")
@@ -403,12 +403,12 @@ def test_a_grader_failure_in_the_grading_process_is_not_a_grade(tmp_path, monkey
     (an error, exit code 1), not graded 0 with every test failed."""
     workspace = tmp_path / "workspace"
     workspace.mkdir()
-    cli._prepare(workspace)
+    grading._prepare(workspace)
     (workspace / "lib" / "full_disk_at_kernel_start.py").write_text(FULL_DISK_AT_KERNEL_START)
     monkeypatch.setenv("PYTEST_PLUGINS", "full_disk_at_kernel_start")
     path = _write(_notebook(), tmp_path / "honest.ipynb")
     args = cli.parse_args([str(path), "--no-sandbox"])
-    result = cli.grade_one(notebooks.read(path), cli.chapters()[BASE], workspace, args, 0)
+    result = grading.grade_one(notebooks.read(path), grading.chapters()[BASE], workspace, args, 0)
     assert result["exercises"] == [] and "grade it again" in result["error"]
     assert "not graded: the grader failed on this notebook (OSError: [Errno 28]" in result["error"]
     assert os.listdir(workspace / "jobs") == os.listdir(workspace / "reports") == []
@@ -470,7 +470,8 @@ def _tmpfs_possible(folder):
 
 
 def _insert_after(nb, name, source):
-    k = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and f"def {name}(" in c.source)
+    k = next(i for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and f"def {name}(" in c.source)
     nb.cells.insert(k + 1, nbformat.v4.new_code_cell(source))
     return nb
 
@@ -532,7 +533,8 @@ def test_real_run_honest_neighbour_of_a_non_utf8_name_keeps_full_marks(real_run)
 def test_real_run_lone_surrogate_costs_only_its_exercise(real_run):
     exercises = {e["id"]: e for e in real_run["by_name"]["surrogate.ipynb"]["exercises"]}
     assert [ex for ex, e in exercises.items() if not e["passed"]] == ["2.2"]
-    assert exercises["2.2"]["points"] == 0 and "raised ValueError: \\ud800" in exercises["2.2"]["message"]
+    assert exercises["2.2"]["points"] == 0
+    assert "raised ValueError: \\ud800" in exercises["2.2"]["message"]
     assert "raised ValueError: \\ud800" in real_run["stdout"]
 
 

@@ -15,6 +15,12 @@ data (:mod:`grader.kernel`, :mod:`grader.codec`). The modules:
 - :mod:`grader.plugin`: the pytest plugin (the ``exercise`` marker, the ``nb`` fixture,
   the per-test report);
 - :mod:`grader.gradetools`: comparisons shared by the graded tests;
+- :mod:`grader.notebooks`: finding submitted notebooks (special files and links out of the
+  folder skipped) and reading each one once;
+- :mod:`grader.reports`: a grading process's report, checked, and the scores it gives;
+- :mod:`grader.grading`: grading a class, each notebook in its own process, every failure
+  kept to its notebook;
+- :mod:`grader.outputs`: the score table, the JSON and the CSV, safe whatever text they hold;
 - :mod:`grader.cli`: ``python -m grader`` / ``scripts/grade.py`` / ``make grade``.
 """
 __all__ = []

@@ -13,6 +13,7 @@ of :mod:`grader.cli` (``-p grader.plugin --noconftest``: no conftest file is eve
 """
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def pytest_configure(config):
                    "points of the whole exercise (every test of one exercise carries the same)")
     config._grading_records = {}
     config._grading_cells = {}
+    config._grading_failure = None
     config._grading_submission = None
     if not _grading(config):
         return
@@ -151,7 +153,15 @@ def nb(request, _grader_lib):
                         use_sandbox=not _opt(config, "--no-sandbox", False),
                         name=submission.path)
     try:
-        notebook.start()
+        try:
+            notebook.start()
+        except NotebookError:
+            raise
+        except Exception as exc:    # the grader's failure (a full disk, ...), not the notebook's
+            first = (str(exc).splitlines() or [""])[0][:200]
+            config._grading_failure = f"{type(exc).__name__}: {first}" if first else \
+                type(exc).__name__
+            raise
         config._grading_cells[submission.path] = {str(k): v for k, v in
                                                   notebook.cell_errors.items()}
         yield notebook
@@ -209,5 +219,11 @@ def pytest_sessionfinish(session):
     report = {"notebook": submission.chapter if submission else None,
               "path": submission.path if submission else None,
               "tests": list(config._grading_records.values()),
-              "cell_errors": config._grading_cells}
-    Path(out).write_text(json.dumps(report, indent=1))
+              "cell_errors": config._grading_cells,
+              "grader_error": config._grading_failure}
+    # ASCII JSON: a lone surrogate in a message is escaped, never an encoding error
+    text = json.dumps(report, indent=1, ensure_ascii=True)
+    try:
+        Path(out).write_text(text, encoding="ascii")
+    except OSError as exc:      # the grader reads no report: this line is the reason it gives
+        sys.stderr.write(f"grade: could not write the grading report {out}: {exc.strerror}\n")

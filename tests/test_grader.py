@@ -449,7 +449,8 @@ def _only_loses(result, lost, solution):
 # ---------------------------------------------------------------- the real notebooks
 def test_folder_run_succeeds(graded):
     run = graded["runs"]["folder"]
-    assert run["code"] == 0, run["stderr"]
+    # exit code 1: the folder holds files that cannot be graded (notes.ipynb, ...)
+    assert run["code"] == cli.EXIT_NOT_GRADED, run["stderr"]
     assert "Traceback" not in run["stderr"] + run["stdout"]
 
 
@@ -633,7 +634,7 @@ def test_files_that_are_not_gradable_get_a_clear_error(graded):
 
 def test_a_single_file_that_is_not_a_notebook(graded):
     run = _finish(_run(graded["sub"] / "notes.ipynb"), timeout=120)
-    assert run["code"] == 2
+    assert run["code"] == cli.EXIT_NOT_GRADED
     assert "Traceback" not in run["stderr"] and len(run["stderr"].strip().splitlines()) == 1
     assert "not a notebook" in run["stderr"]
 

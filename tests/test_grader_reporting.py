@@ -487,8 +487,8 @@ def real_run(tmp_path_factory):
     gradetmp.mkdir()
     solution = nbformat.read(str(ROOT / "solutions" / f"{BASE}.ipynb"), as_version=4)
     _write(solution, os.fsencode(sub) + b"/" + MUELLER)     # the honest neighbour
-    _write(_insert_after(nbformat.from_dict(solution), "batch_outer",
-                         "def batch_outer(U, V):\n    raise ValueError('\\ud800')\n"),
+    _write(_insert_after(nbformat.from_dict(solution), "outer_gram",
+                         "def outer_gram(U, V):\n    raise ValueError('\\ud800')\n"),
            sub / "surrogate.ipynb")
     (sub / FORMULA_NAMES[0]).write_text("=1+1, not a notebook")
     _write(_notebook(chapter="@unknown"), sub / FORMULA_NAMES[1])

@@ -33,8 +33,35 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(sandbox._bwrap() is None, reason="bwrap is not installed")
 
+#: kernel-side: fill one place with files until it refuses, then nest 3,000 folders in it;
+#: part of both the probes and the hostile notebook below
+FILL_PLACE = r'''
+import os
+
+def fill_place(point, chunk, most=1000):
+    """Write files of ``chunk`` into ``point`` until it refuses (at most ``most``), then leave
+    3,000 nested folders there: the bytes written."""
+    total = 0
+    for k in range(most):
+        try:
+            with open(os.path.join(point, f"fill-{k}"), "wb") as f:
+                f.write(chunk)
+        except OSError:
+            break
+        total += len(chunk)
+    try:
+        os.chdir(point)
+        for _ in range(3000):
+            os.mkdir("d")
+            os.chdir("d")
+    except OSError:
+        pass
+    os.chdir(os.path.expanduser("~"))
+    return total
+'''
+
 #: the probes one kernel runs, each a function the tests call
-PROBES = r'''
+PROBES = FILL_PLACE + r'''
 import ctypes, glob, importlib.util, os, subprocess, sys, threading, time
 
 def autodiff():
@@ -86,28 +113,8 @@ def writable_places():
 def fill(chunk_mb=64):
     """Fill every writable place with files, and leave 3,000 nested folders in each: the
     bytes written, by place."""
-    written = {}
     chunk = b"\0" * (chunk_mb << 20)
-    for point, _, _ in writable_places():
-        total, k = 0, 0
-        while True:
-            try:
-                with open(os.path.join(point, f"fill-{k}"), "wb") as f:
-                    f.write(chunk)
-                total += len(chunk)
-                k += 1
-            except OSError:
-                break
-        try:
-            os.chdir(point)
-            for _ in range(3000):
-                os.mkdir("d")
-                os.chdir("d")
-        except OSError:
-            pass
-        os.chdir(os.path.expanduser("~"))
-        written[point] = total
-    return written
+    return {point: fill_place(point, chunk) for point, _, _ in writable_places()}
 
 CHILD = "import time; b = bytearray(MB << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(8)"
 
@@ -393,27 +400,14 @@ def outer_gram(U, V):
 '''
 
 #: user namespaces and a RAM file system; every writable place filled, 3,000 nested folders
-ESCAPE = r'''
-import os, subprocess
+ESCAPE = FILL_PLACE + r'''
+import subprocess
 subprocess.run(["unshare", "-Urm", "sh", "-c",
                 "mount -t tmpfs -o size=12g none /mnt && head -c 2000000000 /dev/zero > /mnt/x"],
                capture_output=True)
 _chunk = b"\0" * (64 << 20)
 for _place in ("/tmp", os.path.expanduser("~"), "/run/kernel", "/dev/shm", "/dev", "/", os.getcwd()):
-    for _k in range(1000):
-        try:
-            with open(os.path.join(_place, f"fill-{_k}"), "wb") as _f:
-                _f.write(_chunk)
-        except OSError:
-            break
-    try:
-        os.chdir(_place)
-        for _ in range(3000):
-            os.mkdir("d")
-            os.chdir("d")
-    except OSError:
-        pass
-os.chdir(os.path.expanduser("~"))
+    fill_place(_place, _chunk)
 del _chunk
 '''
 

@@ -111,7 +111,7 @@ def once(nb, check):
         except AssertionError as exc:
             verdicts[check] = exc
     if verdicts[check] is not None:
-        raise verdicts[check]
+        raise verdicts[check].with_traceback(None)
 
 
 def too_big_to_form(call, what):

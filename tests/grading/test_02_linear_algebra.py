@@ -18,29 +18,35 @@ def nb(nb):
     return NoAutodiff(nb)
 
 
-def general_case(nb, name):
-    """A general case of each exercise, checked beside every special one, so that no case where a
-    wrong answer coincides with the right one (one row, one output, a symmetric tensor) passes alone."""
+# A general case of each exercise, checked beside every special one (through ``once``: run once
+# per notebook, its verdict repeated in every test), so that no case where a wrong answer
+# coincides with the right one (one row, one output, a symmetric tensor) passes alone.
+def general_frobenius(nb):
     rng = np.random.default_rng(20)
-    if name == "frobenius":
-        A, B = rng.standard_normal((30, 3)), rng.standard_normal((3, 40))
-        got = nb.call("frobenius", A, B)
-        if np.ndim(got) != 0 or isinstance(got, (bool, np.bool_)):
-            raise WrongAnswer(f"frobenius must return one number (a float), got {type(got).__name__} "
-                              f"of shape {np.shape(got)}")
-        expect(got, np.linalg.norm(A @ B) ** 2, variants=frobenius_variants(A, B))
-        # p = r = 25,000: A B would take 5 GB, over the kernel's 4 GB memory limit; every case checks it
-        A, B = rng.standard_normal((25_000, 3)), rng.standard_normal((3, 25_000))
-        got = too_big_to_form(lambda: nb.call("frobenius", A, B), "A B (5 GB at p = r = 25,000)")
-        expect(got, float(np.sum((A.T @ A) * (B @ B.T))))
-    elif name == "kron_matvec":
-        A, B, x = rng.standard_normal((2, 3)), rng.standard_normal((4, 5)), rng.standard_normal(15)
-        expect(nb.call("kron_matvec", A, B, x), np.kron(A, B) @ x, variants={
-            "reads x column-major: numpy's reshape (and this course) is row-major": (A @ x.reshape(5, 3).T @ B.T).ravel(),
-            "is ravel((A X B^T)^T): read the result back row by row": (A @ x.reshape(3, 5) @ B.T).T.ravel()})
-    elif name == "bilinear_form":
-        H, u, v = rng.standard_normal((3, 4, 4)), rng.standard_normal(4), rng.standard_normal(4)
-        expect(nb.call("bilinear_form", H, u, v), quadratic_derivative(H, u, v), variants=quadratic_variants(H, u, v))
+    A, B = rng.standard_normal((30, 3)), rng.standard_normal((3, 40))
+    got = nb.call("frobenius", A, B)
+    if np.ndim(got) != 0 or isinstance(got, (bool, np.bool_)):
+        raise WrongAnswer(f"frobenius must return one number (a float), got {type(got).__name__} "
+                          f"of shape {np.shape(got)}")
+    expect(got, np.linalg.norm(A @ B) ** 2, variants=frobenius_variants(A, B))
+    # p = r = 25,000: A B would take 5 GB, over the kernel's 4 GB memory limit; every case checks it
+    A, B = rng.standard_normal((25_000, 3)), rng.standard_normal((3, 25_000))
+    got = too_big_to_form(lambda: nb.call("frobenius", A, B), "A B (5 GB at p = r = 25,000)")
+    expect(got, float(np.sum((A.T @ A) * (B @ B.T))))
+
+
+def general_kron(nb):
+    rng = np.random.default_rng(20)
+    A, B, x = rng.standard_normal((2, 3)), rng.standard_normal((4, 5)), rng.standard_normal(15)
+    expect(nb.call("kron_matvec", A, B, x), np.kron(A, B) @ x, variants={
+        "reads x column-major: numpy's reshape (and this course) is row-major": (A @ x.reshape(5, 3).T @ B.T).ravel(),
+        "is ravel((A X B^T)^T): read the result back row by row": (A @ x.reshape(3, 5) @ B.T).T.ravel()})
+
+
+def general_bilinear(nb):
+    rng = np.random.default_rng(20)
+    H, u, v = rng.standard_normal((3, 4, 4)), rng.standard_normal(4), rng.standard_normal(4)
+    expect(nb.call("bilinear_form", H, u, v), quadratic_derivative(H, u, v), variants=quadratic_variants(H, u, v))
 
 
 def frobenius_variants(A, B):
@@ -63,7 +69,7 @@ def quadratic_variants(H, u, v):
 @pytest.mark.parametrize("p, q, r", [(3, 4, 5), (1, 7, 2), (6, 1, 4), (5, 3, 5), (2, 2, 9), (4, 2, 3),
                                      (7, 5, 1), (1, 1, 1), (8, 3, 6)])
 def test_frobenius_value(nb, p, q, r):
-    general_case(nb, "frobenius")
+    once(nb, general_frobenius)
     rng = np.random.default_rng(21 + p + q + r)
     A, B = rng.standard_normal((p, q)), rng.standard_normal((q, r))
     expect(nb.call("frobenius", A, B), np.linalg.norm(A @ B) ** 2, variants=frobenius_variants(A, B))
@@ -71,7 +77,7 @@ def test_frobenius_value(nb, p, q, r):
 
 @pytest.mark.exercise("2.1", points=2)
 def test_frobenius_refuses_shapes_that_do_not_fit(nb):
-    general_case(nb, "frobenius")                                             # a positive case first
+    once(nb, general_frobenius)                                             # a positive case first
     raises_value_error(lambda: nb.call("frobenius", np.ones((3, 4)), np.ones((5, 2))))
 
 
@@ -118,7 +124,7 @@ KRON_FORBID = ("numpy.kron",)
 @pytest.mark.parametrize("p, q, r, s", [(2, 3, 4, 5), (1, 1, 3, 2), (5, 2, 1, 4), (3, 2, 2, 3), (2, 4, 3, 2),
                                         (4, 1, 2, 3), (1, 3, 1, 4), (3, 3, 3, 3), (2, 5, 4, 1)])
 def test_kron_matvec_value(nb, p, q, r, s):
-    general_case(nb, "kron_matvec")
+    once(nb, general_kron)
     rng = np.random.default_rng(27)
     A, B, x = rng.standard_normal((p, q)), rng.standard_normal((r, s)), rng.standard_normal(q * s)
     got = nb.call("kron_matvec", A, B, x, forbid=KRON_FORBID)
@@ -130,7 +136,7 @@ def test_kron_matvec_value(nb, p, q, r, s):
 
 @pytest.mark.exercise("2.3", points=3)
 def test_kron_matvec_linear_layer_jacobian(nb):
-    general_case(nb, "kron_matvec")
+    once(nb, general_kron)
     # J of y = W x w.r.t. vec(W) is I_o kron x^T; applied to vec(dW) it gives dW x
     rng = np.random.default_rng(28)
     x, dW = rng.standard_normal((1, 4)), rng.standard_normal((3, 4))
@@ -140,7 +146,7 @@ def test_kron_matvec_linear_layer_jacobian(nb):
 
 @pytest.mark.exercise("2.3", points=3)
 def test_kron_matvec_refuses_a_vector_of_the_wrong_length(nb):
-    general_case(nb, "kron_matvec")                                           # a positive case first
+    once(nb, general_kron)                                           # a positive case first
     raises_value_error(lambda: nb.call("kron_matvec", np.ones((2, 3)), np.ones((4, 5)), np.ones(14),
                                        forbid=KRON_FORBID))
 
@@ -149,7 +155,7 @@ def test_kron_matvec_refuses_a_vector_of_the_wrong_length(nb):
 @pytest.mark.exercise("2.4", points=3)
 @pytest.mark.parametrize("o, n", [(3, 4), (1, 2), (4, 1), (2, 5), (5, 3), (1, 6), (3, 3), (6, 2)])
 def test_bilinear_form_value(nb, o, n):
-    general_case(nb, "bilinear_form")
+    once(nb, general_bilinear)
     rng = np.random.default_rng(30 + o + 10 * n)
     H, u, v = rng.standard_normal((o, n, n)), rng.standard_normal(n), rng.standard_normal(n)
     expect(nb.call("bilinear_form", H, u, v), quadratic_derivative(H, u, v), variants=quadratic_variants(H, u, v))
@@ -158,7 +164,7 @@ def test_bilinear_form_value(nb, o, n):
 @pytest.mark.exercise("2.4", points=3)
 def test_bilinear_form_is_a_derivative(nb):
     # against a central difference of delta -> H[delta, delta], exact for a quadratic up to rounding
-    general_case(nb, "bilinear_form")
+    once(nb, general_bilinear)
     rng = np.random.default_rng(31)
     H, u, v = rng.standard_normal((3, 4, 4)), rng.standard_normal(4), rng.standard_normal(4)
     phi = lambda d: np.einsum("ijk,j,k->i", H, d, d)
@@ -167,5 +173,5 @@ def test_bilinear_form_is_a_derivative(nb):
 
 @pytest.mark.exercise("2.4", points=3)
 def test_bilinear_form_refuses_shapes_that_do_not_fit(nb):
-    general_case(nb, "bilinear_form")                                         # a positive case first
+    once(nb, general_bilinear)                                         # a positive case first
     raises_value_error(lambda: nb.call("bilinear_form", np.ones((3, 4, 4)), np.ones(4), np.ones(5)))

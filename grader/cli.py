@@ -160,8 +160,9 @@ def main(argv=None):
         except sandbox.SandboxUnavailable as exc:
             _say(f"grade: refusing to grade: {exc}", sys.stderr)
             return EXIT_USAGE
-        if sandbox.not_enforced():
-            _say(f"grade: WARNING: {sandbox.not_enforced()}", sys.stderr)
+        warning = sandbox.not_enforced()
+        if warning:
+            _say(f"grade: WARNING: {warning}", sys.stderr)
     found = notebooks.find(target)
     if not found:
         _say(f"grade: {printable(target)}: no notebook (*.ipynb) in this folder", sys.stderr)

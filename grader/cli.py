@@ -16,7 +16,8 @@ Scores: an exercise's points are the ``points`` of its ``exercise`` marker; it e
 proportion to the tests it passes. The table on stdout shows every exercise; ``--json``
 writes ``{"notebook", "chapter", "score", "max_score", "exercises": [{"id", "points",
 "max_points", "passed", "message"}]}`` (a list of them for a folder) and ``--csv`` one row
-per notebook with one column per exercise.
+per notebook with one column per exercise; ``--feedback DIR`` one self-contained HTML page
+per notebook for its learner (:mod:`grader.feedback`).
 
 The graded tests, ``grader`` and ``minigrad`` run from copies made before any notebook runs;
 if they changed during grading (only possible without the sandbox), every grade from then on
@@ -37,7 +38,8 @@ Exit codes:
   2  usage error: no such file or folder, no notebook in the folder, no sandbox
      (bwrap) and no --no-sandbox, a bad option; nothing is graded or written
   3  the grader's copies were modified during grading: grades from then on are VOID
-  4  an output (--json or --csv) could not be written; the others were
+  4  an output (--json, --csv or a --feedback page) could not be written; the
+     others were
   130  interrupted (Ctrl-C, SIGTERM): the grades so far are written, the other
      notebooks are marked not graded
 """
@@ -49,7 +51,7 @@ import sys
 import threading
 from pathlib import Path
 
-from grader import grading, notebooks, outputs, sandbox
+from grader import feedback, grading, notebooks, outputs, sandbox
 from grader.grading import chapters, describe
 from grader.outputs import printable, table
 from grader.reports import ReportError, read_report, result_for, score
@@ -140,9 +142,11 @@ def parse_args(argv=None):
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run the kernels without bubblewrap, with your rights: only for "
                              "notebooks you trust")
+    feedback.add_options(parser.add_argument)
     add_limit_options(parser.add_argument)
     args = parser.parse_args(argv)
     args.limits = limits_from(lambda dest: getattr(args, dest))
+    feedback.resolve_options(parser, args)
     return args
 
 
@@ -174,6 +178,7 @@ def main(argv=None):
     results.update(graded)
     ordered = [reportable(results[f.path]) for f in found]
     written = write_outputs(ordered, args, single=not target.is_dir())
+    written = feedback.write_for_cli(ordered, args, lambda t: _say(t, sys.stderr)) and written
     show(ordered, len(found))
     if void:
         _say("grade: WARNING: the grader's copies of tests/grading, grader and minigrad "

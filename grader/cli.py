@@ -17,7 +17,8 @@ proportion to the tests it passes. The table on stdout shows every exercise; ``-
 writes ``{"notebook", "chapter", "score", "max_score", "exercises": [{"id", "points",
 "max_points", "passed", "message"}]}`` (a list of them for a folder) and ``--csv`` one row
 per notebook with one column per exercise; ``--feedback DIR`` one self-contained HTML page
-per notebook for its learner (:mod:`grader.feedback`).
+per notebook for its learner (:mod:`grader.feedback`). ``--scheduler tcp://host:8786`` grades
+on the workers of a dask.distributed pool instead of this machine (:mod:`grader.distributed`).
 
 The graded tests, ``grader`` and ``minigrad`` run from copies made before any notebook runs;
 if they changed during grading (only possible without the sandbox), every grade from then on
@@ -51,7 +52,7 @@ import sys
 import threading
 from pathlib import Path
 
-from grader import feedback, grading, notebooks, outputs, sandbox
+from grader import distributed, feedback, grading, notebooks, outputs, sandbox
 from grader.grading import chapters, describe
 from grader.outputs import printable, table
 from grader.reports import ReportError, read_report, result_for, score
@@ -142,6 +143,9 @@ def parse_args(argv=None):
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run the kernels without bubblewrap, with your rights: only for "
                              "notebooks you trust")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="grade on the workers of this dask.distributed scheduler "
+                             "(tcp://host:8786) instead of this machine's cores")
     feedback.add_options(parser.add_argument)
     add_limit_options(parser.add_argument)
     args = parser.parse_args(argv)
@@ -174,7 +178,8 @@ def main(argv=None):
     known = chapters()
     results, todo = grading.read_all(found, known)
     with _sigterm_as_interrupt():
-        graded, void, interrupted = grading.grade_all(todo, known, args)
+        graded, void, interrupted = (distributed if args.scheduler else grading).grade_all(
+            todo, known, args)
     results.update(graded)
     ordered = [reportable(results[f.path]) for f in found]
     written = write_outputs(ordered, args, single=not target.is_dir())

@@ -162,7 +162,7 @@ def main(argv=None):
     if not target.exists():
         _say(f"grade: {printable(target)}: no such file or folder", sys.stderr)
         return EXIT_USAGE
-    if not args.no_sandbox:
+    if not args.no_sandbox and not args.scheduler:     # with a pool, each worker checks its own
         try:
             sandbox.check()
         except sandbox.SandboxUnavailable as exc:

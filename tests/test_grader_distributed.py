@@ -136,3 +136,20 @@ def test_a_worker_that_cannot_sandbox_grades_nothing(tmp_path, monkeypatch):
     result, _, _ = distributed.grade_on_worker(submission.as_json(),
                                                distributed.code_digest(), Limits(), False)
     assert "cannot sandbox (bubblewrap (bwrap) is not installed)" in result["error"]
+
+
+def test_the_coordinator_needs_no_sandbox_of_its_own(class_folder, tmp_path, monkeypatch):
+    """With --scheduler the workers sandbox; a coordinator without bwrap must not have to
+    pass --no-sandbox (which would turn the sandbox off on every worker)."""
+    def no_bwrap():
+        raise sandbox.SandboxUnavailable("bubblewrap (bwrap) is not installed")
+    seen = {}
+
+    def pool(todo, known, args):
+        seen["no_sandbox"] = args.no_sandbox
+        return {p: result_for(p, s.chapter, []) for p, s in todo}, [], False
+    monkeypatch.setattr(sandbox, "check", no_bwrap)
+    monkeypatch.setattr(distributed, "grade_all", pool)
+    code, results = _grade(class_folder, tmp_path / "o.json", "--scheduler", "tcp://pool:8786")
+    assert seen == {"no_sandbox": False} and len(results) == 3
+    assert cli.main([str(class_folder)]) == cli.EXIT_USAGE        # a local run still refuses

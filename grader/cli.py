@@ -39,8 +39,8 @@ Exit codes:
   2  usage error: no such file or folder, no notebook in the folder, no sandbox
      (bwrap) and no --no-sandbox, a bad option; nothing is graded or written
   3  the grader's copies were modified during grading: grades from then on are VOID
-  4  an output (--json, --csv or a --feedback page) could not be written; the
-     others were
+  4  an output (--json or --csv) could not be written; the others were (likewise
+     a --feedback page)
   130  interrupted (Ctrl-C, SIGTERM): the grades so far are written, the other
      notebooks are marked not graded
 """

@@ -41,7 +41,7 @@ from grader.outputs import printable
 from grader.settings import Limits, add_limit_options, limits_from
 
 __all__ = ["DEFAULT_ROOT", "VISIBILITIES", "to_gradescope", "validate", "grade_submission",
-           "run", "main"]
+           "run", "main", "become_subreaper", "end_descendants", "failure"]
 
 DEFAULT_ROOT = "/autograder"
 #: Gradescope's documented visibility values
@@ -152,6 +152,67 @@ def validate(data):
     return problems
 
 
+# ---------------------------------------------------------------- processes left behind
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper():
+    """Make this process adopt every orphan among its descendants (Linux
+    ``PR_SET_CHILD_SUBREAPER``), so that a process a kernel detached (``setsid``, a double
+    fork) stays below it and :func:`end_descendants` can find it. False where that fails."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _children():
+    """``{parent pid: [child pids]}`` of every process this one can see."""
+    tree = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def end_descendants(rounds=20):
+    """Kill every descendant of this process (what the grading left running, and, without the
+    sandbox, whatever a learner's code detached); the number killed. With
+    :func:`become_subreaper` called first, a detached process is a descendant too."""
+    import signal
+    killed = set()
+    for _ in range(rounds):
+        tree, found, stack = _children(), [], [os.getpid()]
+        while stack:
+            for child in tree.get(stack.pop(), []):
+                found.append(child)
+                stack.append(child)
+        if not found:
+            break
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:      # reap them (we are their parent now)
+            try:
+                if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                    time.sleep(0.05)
+            except ChildProcessError:
+                break
+    return len(killed)
+
+
 # ---------------------------------------------------------------- grading one submission
 def _sandbox_mode(mode):
     """``(use the sandbox, a note for the instructor)``; raises
@@ -183,9 +244,10 @@ def grade_submission(folder, args):
     return [reportable(results[f.path]) for f in found]
 
 
-def run(root, mode="auto", limits=None, site=None, jobs=None):
+def run(root, mode="auto", limits=None, site=None, jobs=None, end_processes=False):
     """Grade ``root/submission`` into ``root/results/results.json`` (always written); the dict
-    written."""
+    written. ``end_processes`` kills every descendant of this process before the file is
+    written (``run_autograder`` does; see :func:`end_descendants`)."""
     root = Path(root)
     started = time.monotonic()
     submission = root / "submission"
@@ -216,6 +278,10 @@ def run(root, mode="auto", limits=None, site=None, jobs=None):
         _say(f"run_autograder: the grader failed: {describe(exc)}")
         data = failure(f"The autograder failed on this submission ({describe(exc)}); "
                        "your instructor can see the details. Nothing you submitted was graded.")
+    if end_processes:   # nothing the submission started may outlive it and rewrite the file
+        left = end_descendants()
+        if left:
+            _say(f"run_autograder: ended {left} processes left running after grading")
     data["execution_time"] = round(time.monotonic() - started, 1)
     problems = validate(data)
     if problems:                    # never expected: say so rather than upload a bad file
@@ -272,8 +338,10 @@ def main(argv=None):
             _say(f"setup: the sandbox cannot run here ({exc}); with --sandbox auto, "
                  "submissions are graded without it")
         return 0
+    become_subreaper()
     try:
-        run(args.root, mode=args.sandbox, limits=args.limits, site=_site(args.site_url))
+        run(args.root, mode=args.sandbox, limits=args.limits, site=_site(args.site_url),
+            end_processes=True)
     except outputs.OutputError as exc:
         print(f"run_autograder: could not write results.json: {exc}", file=sys.stderr)
         return 1

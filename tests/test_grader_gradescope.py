@@ -235,3 +235,28 @@ def test_sandbox_auto_grades_without_bwrap_and_tells_the_instructor(root, tmp_pa
     assert "grading WITHOUT the sandbox" in run.stdout
     assert "WITHOUT" not in json.dumps(results)          # the learner is not told
     assert [t["number"] for t in results["tests"]] == ["2.1", "2.2", "2.3", "2.4"]
+
+
+DETACHED = r"""
+import os, subprocess, sys, time
+from grader import gradescope
+gradescope.become_subreaper()
+# a process that detaches itself (new session, double fork), as a learner's code could
+subprocess.run(["/bin/sh", "-c", "setsid sh -c 'sleep 300 & echo $! > %(pidfile)s' &"])
+for _ in range(100):
+    if os.path.exists("%(pidfile)s") and open("%(pidfile)s").read().strip():
+        break
+    time.sleep(0.05)
+print(gradescope.end_descendants())
+"""
+
+
+def test_processes_a_submission_detached_are_ended_before_results_are_written(tmp_path):
+    pidfile = tmp_path / "pid"
+    run = subprocess.run([PYTHON, "-c", DETACHED % {"pidfile": pidfile}], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    pid = int(pidfile.read_text())
+    assert int(run.stdout.split()[-1]) >= 1
+    assert not Path(f"/proc/{pid}").exists() or \
+        Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX"

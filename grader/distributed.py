@@ -133,6 +133,8 @@ def grade_all(todo, known, args, task=grade_on_worker):
         except KeyboardInterrupt:
             interrupted = True
             client.cancel(futures)
+    except KeyboardInterrupt:           # while waiting for workers or sending the tasks
+        interrupted = True
     except Exception as exc:            # the pool failed: the notebooks not graded say why
         _say(f"grade: the dask pool at {address} failed: {describe(exc)}")
         for path, submission in todo:

@@ -64,6 +64,7 @@ h1 { font-size: 1.6rem; margin: .2rem 0 .4rem; line-height: 1.25; overflow-wrap:
            background: #f7f8fa; border-radius: 6px; padding: .55rem .75rem; }
 a { color: var(--accent); }
 .error { background: #fff4f1; border: 1px solid #f0c4b8; border-radius: 10px; padding: 1rem 1.2rem; }
+.error h2 { font-size: 1.2rem; margin: 0 0 .5rem; }
 footer { color: var(--muted); font-size: .85rem; margin-top: 2rem; }
 table { border-collapse: collapse; width: 100%; background: var(--card); }
 th, td { text-align: left; padding: .45rem .7rem; border-bottom: 1px solid var(--line); overflow-wrap: anywhere; }

@@ -69,13 +69,26 @@ def _all_links():
             yield exercise, sections.section_link(site, chapter, heading)[len(site):]
 
 
-def test_every_exercise_link_exists_in_the_built_site(site_root):
+def missing(site_root, links):
+    """The problems of ``links`` (``(exercise, page#anchor)``) in the built site."""
     problems = []
-    for exercise, rel in _all_links():
+    for exercise, rel in links:
         path, _, anchor = rel.partition("#")
         if not (site_root / path).is_file():
             problems.append(f"{exercise}: no page {path}")
         elif anchor not in ids_in(site_root / path):
             problems.append(f"{exercise}: no section #{anchor} in {path}")
-    assert len(list(_all_links())) >= 30
+    return problems
+
+
+def test_every_exercise_link_exists_in_the_built_site(site_root):
+    links = list(_all_links())
+    assert len(links) >= 30
+    problems = missing(site_root, links)
     assert not problems, "\n  ".join(["exercise links:", *problems])
+
+
+def test_a_renamed_section_or_chapter_is_caught(site_root):
+    renamed = sections.section_link("", "05_composition", "The Gauss-Newton matrices")
+    assert len(missing(site_root, [("5.2", renamed.lstrip("/")),
+                                   ("5.9", "book/05_compositions.html#summary")])) == 2

@@ -11,14 +11,14 @@ import os
 import shutil
 from pathlib import Path
 
+import dask
 import pytest
+from distributed import LocalCluster
 
 from grader import cli, distributed, grading, notebooks, sandbox
 from grader.reports import result_for
 from grader.settings import Limits
 
-dask = pytest.importorskip("dask")
-from distributed import LocalCluster  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

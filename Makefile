@@ -80,4 +80,4 @@ clean:
 # Gradescope's autograder: setup.sh, run_autograder and the grader (README, Grading on Gradescope).
 .PHONY: gradescope
 gradescope: $(STAMP)
-	$(PY) scripts/make_gradescope.py _build/gradescope/autograder.zip
+	$(PY) scripts/make_gradescope.py _build/gradescope/autograder.zip --options "$(GRADESCOPE_OPTS)"

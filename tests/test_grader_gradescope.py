@@ -156,12 +156,22 @@ def test_a_file_that_is_not_a_notebook_gets_a_test_saying_why(root):
     assert "could not be graded: not a notebook (not JSON" in results["tests"][0]["output"]
 
 
-def test_sandbox_on_refuses_without_bwrap_and_still_writes_results(root, tmp_path):
+def test_options_baked_into_the_zip_are_checked_when_it_is_built(tmp_path):
+    with pytest.raises(make_gradescope.BadOptions):
+        make_gradescope.build(tmp_path / "a.zip", options="--sandbox maybe")
+    with pytest.raises(make_gradescope.BadOptions, match="--root is for tests"):
+        make_gradescope.build(tmp_path / "a.zip", options="--root /tmp")
+    assert not (tmp_path / "a.zip").exists()
+
+
+def test_sandbox_on_refuses_without_bwrap_and_still_writes_results(tmp_path):
+    built = make_gradescope.build(tmp_path / "on.zip", options="--sandbox on")
+    root = _unpack(built, tmp_path / "autograder")
     shutil.copy(ROOT / "solutions" / "02_linear_algebra.ipynb", root / "submission")
     no_bwrap = tmp_path / "bin"                 # a PATH on which bwrap cannot be found
     no_bwrap.mkdir()
     env = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=PYTHON,
-               AUTOGRADER_OPTIONS="--sandbox on", PATH=str(no_bwrap))
+               PATH=str(no_bwrap))
     run = subprocess.run(["/bin/bash", str(root / "run_autograder")], env=env,
                          capture_output=True, text=True, timeout=120)
     results = _valid(json.loads((root / "results" / "results.json").read_text()))

@@ -89,6 +89,8 @@ def test_a_new_exercise_is_caught():
     assert table_problems(GUIDE.read_text(encoding="utf-8"), points)
 
 
-def test_the_guide_follows_the_api_page_in_the_table_of_contents():
+def test_the_guide_is_a_part_of_its_own_after_the_course():
+    """After the API and performance pages, unnumbered: the chapters keep their numbers."""
     toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
-    assert "- file: book/11_api\n      - file: book/instructors\n" in toc
+    assert ("- file: book/12_performance\n  - caption: For instructors\n    chapters:\n"
+            "      - file: book/instructors\n") in toc

@@ -16,7 +16,9 @@ Scores: an exercise's points are the ``points`` of its ``exercise`` marker; it e
 proportion to the tests it passes. The table on stdout shows every exercise; ``--json``
 writes ``{"notebook", "chapter", "score", "max_score", "exercises": [{"id", "points",
 "max_points", "passed", "message"}]}`` (a list of them for a folder) and ``--csv`` one row
-per notebook with one column per exercise.
+per notebook with one column per exercise; ``--feedback DIR`` one self-contained HTML page
+per notebook for its learner (:mod:`grader.feedback`). ``--scheduler tcp://host:8786`` grades
+on the workers of a dask.distributed pool instead of this machine (:mod:`grader.distributed`).
 
 The graded tests, ``grader`` and ``minigrad`` run from copies made before any notebook runs;
 if they changed during grading (only possible without the sandbox), every grade from then on
@@ -37,7 +39,8 @@ Exit codes:
   2  usage error: no such file or folder, no notebook in the folder, no sandbox
      (bwrap) and no --no-sandbox, a bad option; nothing is graded or written
   3  the grader's copies were modified during grading: grades from then on are VOID
-  4  an output (--json or --csv) could not be written; the others were
+  4  an output (--json or --csv) could not be written; the others were (likewise
+     a --feedback page)
   130  interrupted (Ctrl-C, SIGTERM): the grades so far are written, the other
      notebooks are marked not graded
 """
@@ -49,7 +52,7 @@ import sys
 import threading
 from pathlib import Path
 
-from grader import grading, notebooks, outputs, sandbox
+from grader import distributed, feedback, grading, notebooks, outputs, sandbox
 from grader.grading import chapters, describe
 from grader.outputs import printable, table
 from grader.reports import ReportError, read_report, result_for, score
@@ -140,9 +143,14 @@ def parse_args(argv=None):
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run the kernels without bubblewrap, with your rights: only for "
                              "notebooks you trust")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="grade on the workers of this dask.distributed scheduler "
+                             "(tcp://host:8786) instead of this machine's cores")
+    feedback.add_options(parser.add_argument)
     add_limit_options(parser.add_argument)
     args = parser.parse_args(argv)
     args.limits = limits_from(lambda dest: getattr(args, dest))
+    feedback.resolve_options(parser, args)
     return args
 
 
@@ -154,7 +162,7 @@ def main(argv=None):
     if not target.exists():
         _say(f"grade: {printable(target)}: no such file or folder", sys.stderr)
         return EXIT_USAGE
-    if not args.no_sandbox:
+    if not args.no_sandbox and not args.scheduler:     # with a pool, each worker checks its own
         try:
             sandbox.check()
         except sandbox.SandboxUnavailable as exc:
@@ -170,10 +178,12 @@ def main(argv=None):
     known = chapters()
     results, todo = grading.read_all(found, known)
     with _sigterm_as_interrupt():
-        graded, void, interrupted = grading.grade_all(todo, known, args)
+        graded, void, interrupted = (distributed if args.scheduler else grading).grade_all(
+            todo, known, args)
     results.update(graded)
     ordered = [reportable(results[f.path]) for f in found]
     written = write_outputs(ordered, args, single=not target.is_dir())
+    written = feedback.write_for_cli(ordered, args, lambda t: _say(t, sys.stderr)) and written
     show(ordered, len(found))
     if void:
         _say("grade: WARNING: the grader's copies of tests/grading, grader and minigrad "

@@ -7,7 +7,7 @@ import numpy as np
 
 from ._arrays import Cached, diagonal
 from ._validate import _as_array, as_batch, finite_result, returned
-from .activations import logsumexp
+from .activations import shifted_exp, softmax
 
 __all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropy", "NLLLoss"]
 
@@ -139,14 +139,19 @@ class SoftmaxCrossEntropy(Loss):
     """
     accepts_labels = True
 
+    def _exp(self, Y):
+        """(zmax, E, s) of ``shifted_exp``, once per call at the kept output."""
+        return self.cached("exp", lambda: shifted_exp(Y)) if Y is self.Y else shifted_exp(Y)
+
     def _lse(self, Y):
-        return self.cached("lse", lambda: logsumexp(Y)) if Y is self.Y else logsumexp(Y)
+        zmax, _, s = self._exp(Y)
+        return (zmax + np.log(s))[:, 0]
 
     def _p(self, Y):
-        """p = softmax(z) per row: (B, o), from the cached log-sum-exp."""
+        """p = softmax(z) = E / s per row: (B, o), from the same exp as the log-sum-exp."""
         if Y is not self.Y:
-            return np.exp(Y - logsumexp(Y)[:, None])
-        return self.cached("p", lambda: np.exp(Y - self._lse(Y)[:, None]))
+            return softmax(Y)
+        return self.cached("p", lambda: np.divide(*self._exp(Y)[1:]))
 
     def at(self, Y, T):
         Y, rows = super().at(Y, T)
@@ -169,7 +174,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def hvp_per_sample(self, Y, T, dY):
         P = self._p(Y)
-        return self._s(T) * P * (dY - np.sum(P * dY, axis=1, keepdims=True))
+        return self._s(T) * P * (dY - (P * dY) @ np.ones((P.shape[1], 1)))
 
 
 class NLLLoss(Loss):

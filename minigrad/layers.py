@@ -140,8 +140,8 @@ class Linear(Module):
     def curvature_pp(self, G):
         return None
 
-    def curvature_vp(self, G, dX=None, dparams=None):
-        # C (dx, dtheta) = (G dW per sample, [G^T dX, 0])
-        sx = np.zeros(self.input.shape) if dparams is None else G @ dparams[0]
+    def curvature_vp(self, G, dX=None, dparams=None, inputs=True):
+        # C (dx, dtheta) = (G dW per sample, [G^T dX, 0]); G dW only when asked (inputs)
+        sx = None if not inputs else np.zeros(self.input.shape) if dparams is None else G @ dparams[0]
         sW = np.zeros(self.W.shape) if dX is None else G.T @ dX
         return sx, [sW, np.zeros(self.b.shape)]

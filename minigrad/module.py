@@ -1,5 +1,8 @@
 """The module protocol (``Module``: the methods a learner writes come first) and the
 composition step every second derivative takes (``compose``)."""
+import functools
+import inspect
+
 import numpy as np
 
 from ._arrays import Cached, flatten, unflatten
@@ -24,7 +27,8 @@ class Module(Cached):
                             or curvature_xx(G) (B, m, m), curvature_xp(G) (B, m, p)
                             and curvature_pp(G) (p, p), None for a zero block
         for speed           vjp_input, vjp_params and the batched products
-                            (vjp_params_many may take out=, to write in place)
+                            (vjp_params_many may take out=, to write in place;
+                            curvature_vp inputs=False, to give None as its input part)
 
     Everything else, and every derivative of a whole model, follows from those; a
     value a method returns is checked where the chain rule uses it (shape, named
@@ -224,9 +228,12 @@ class Module(Cached):
         """param_jacobian(), checked: (B, o, p)."""
         return returned(self, "param_jacobian", self.output.shape + (self.num_params,))
 
-    def _cvp(self, G, dX, dparams):
-        """curvature_vp(G, dX, dparams), checked: ((B, m), one array per parameter)."""
-        return returned(self, "curvature_vp", [self.input.shape, "params"], G, dX, dparams)
+    def _cvp(self, G, dX, dparams, inputs=True):
+        """curvature_vp(G, dX, dparams), checked: ((B, m), one array per parameter); the
+        input part may be None when not ``inputs`` and the method takes that keyword."""
+        if inputs or not _takes(self, "curvature_vp", "inputs"):
+            return returned(self, "curvature_vp", [self.input.shape, "params"], G, dX, dparams)
+        return returned(self, "curvature_vp", [{self.input.shape, None}, "params"], G, dX, dparams, False)
 
     def _columns(self, apply, count):
         """Stack apply(e_q) for the unit vectors e_q, q < count, as the last axis."""
@@ -242,6 +249,16 @@ class Module(Cached):
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+def _takes(mod, method, keyword):
+    """Whether the module's ``method`` takes an optional keyword of the protocol for speed."""
+    return _in_signature(type(mod), method, keyword)
+
+
+@functools.lru_cache(maxsize=None)
+def _in_signature(cls, method, keyword):
+    return keyword in inspect.signature(getattr(cls, method)).parameters
 
 
 def compose(mod, G, H):

@@ -64,8 +64,8 @@ def pull_params(leaves, A, out=None):
     for i in range(len(leaves) - 1, -1, -1):
         mod, p = leaves[i], sizes[i]
         if p:
-            view = out[:, :, end - p:end]
-            got = returned(mod, "vjp_params_many", (B, k, p), A, *[view] * _takes(mod, "vjp_params_many", "out"))
+            view, write = out[:, :, end - p:end], _takes(type(mod), "vjp_params_many", "out")
+            got = returned(mod, "vjp_params_many", (B, k, p), A, *[view][:write])    # in place: out=
             if got is not view:
                 view[...] = got
             end -= p

@@ -143,15 +143,9 @@ class SoftmaxCrossEntropy(Loss):
         """(zmax, E, s) of ``shifted_exp``, once per call at the kept output."""
         return self.cached("exp", lambda: shifted_exp(Y)) if Y is self.Y else shifted_exp(Y)
 
-    def _lse(self, Y):
-        zmax, _, s = self._exp(Y)
-        return (zmax + np.log(s))[:, 0]
-
     def _p(self, Y):
         """p = softmax(z) = E / s per row: (B, o), from the same exp as the log-sum-exp."""
-        if Y is not self.Y:
-            return softmax(Y)
-        return self.cached("p", lambda: np.divide(*self._exp(Y)[1:]))
+        return self.cached("p", lambda: np.divide(*self._exp(Y)[1:])) if Y is self.Y else softmax(Y)
 
     def at(self, Y, T):
         Y, rows = super().at(Y, T)
@@ -163,7 +157,8 @@ class SoftmaxCrossEntropy(Loss):
         return self._sum if T is self.T else T.sum(axis=1, keepdims=True)
 
     def value_per_sample(self, Y, T):
-        return np.ravel(self._s(T)) * self._lse(Y) - np.sum(T * Y, axis=1)
+        zmax, _, s = self._exp(Y)                          # lse(z) = zmax + log s
+        return np.ravel(self._s(T)) * (zmax + np.log(s))[:, 0] - np.sum(T * Y, axis=1)
 
     def grad_per_sample(self, Y, T):
         return self._s(T) * self._p(Y) - T

@@ -231,7 +231,7 @@ class Module(Cached):
     def _cvp(self, G, dX, dparams, inputs=True):
         """curvature_vp(G, dX, dparams), checked: ((B, m), one array per parameter); the
         input part may be None when not ``inputs`` and the method takes that keyword."""
-        if inputs or not _takes(self, "curvature_vp", "inputs"):
+        if inputs or not _takes(type(self), "curvature_vp", "inputs"):
             return returned(self, "curvature_vp", [self.input.shape, "params"], G, dX, dparams)
         return returned(self, "curvature_vp", [{self.input.shape, None}, "params"], G, dX, dparams, False)
 
@@ -251,13 +251,8 @@ class Module(Cached):
         return f"{type(self).__name__}()"
 
 
-def _takes(mod, method, keyword):
-    """Whether the module's ``method`` takes an optional keyword of the protocol for speed."""
-    return _in_signature(type(mod), method, keyword)
-
-
 @functools.lru_cache(maxsize=None)
-def _in_signature(cls, method, keyword):
+def _takes(cls, method, keyword):            # an optional keyword of the protocol: out=, inputs=
     return keyword in inspect.signature(getattr(cls, method)).parameters
 
 

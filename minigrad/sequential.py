@@ -1,6 +1,8 @@
 """Sequential, the composition N = f_L o ... o f_1: each protocol method is the
 chain rule over its leaves (``minigrad.chain``); and ``leaves_of``, the leaves
 of any model with its parameters checked."""
+import math
+
 import numpy as np
 
 from ._validate import first_nonfinite
@@ -76,7 +78,7 @@ class Sequential(Module):
 
     def _checked_output(self, Y):
         """Y, or a ValueError naming the first leaf whose output is not finite."""
-        if not np.isfinite(np.add.reduce(Y, axis=None)):
+        if not math.isfinite(np.add.reduce(Y, axis=None)):
             for mod in self.modules:
                 bad = first_nonfinite(mod.output)
                 if bad is not None:

@@ -122,9 +122,8 @@ class ReLU(Elementwise):
 
 
 def shifted_exp(Z):
-    """(zmax (B, 1), E = exp(Z - zmax) (B, o), s = row sums of E (B, 1)) for Z (B, o):
-    the one exp logsumexp and softmax share. Shifted by the row maximum, so exp
-    never overflows and s >= 1: stable for logits of any finite size."""
+    """(zmax (B, 1), E = exp(Z - zmax) (B, o), s = row sums of E (B, 1)) for Z (B, o), the one
+    exp of logsumexp and softmax: shifted by the row maximum, it never overflows, s >= 1."""
     zmax = Z[np.arange(len(Z)), Z.argmax(axis=1)][:, None]      # found by argmax: quicker
     E = np.exp(Z - zmax)
     return zmax, E, E @ np.ones((Z.shape[1], 1))          # row sums as one product

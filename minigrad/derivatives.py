@@ -175,7 +175,7 @@ def gauss_newton(model, loss, X, T):
 
 def _product(model, loss, X, T, v, who, residual):
     leaves = model_and_loss(model, loss, who, X, T)
-    params = model.parameters()
+    params = [P for mod in leaves for P in mod.parameters()]
     v = as_vector(v, sum(P.size for P in params), who)
     G = loss.backward() if residual else None
     Hv = hessian_vp(leaves, G, loss.hvp, None, unflatten(v, params))[1]

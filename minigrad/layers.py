@@ -38,13 +38,8 @@ class Linear(Module):
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features})"
 
-    @property
-    def W(self):
-        return self.params["W"]
-
-    @property
-    def b(self):
-        return self.params["b"]
+    W = property(lambda self: self.params["W"], doc="The weights (o, m): params['W'].")
+    b = property(lambda self: self.params["b"], doc="The bias (o,): params['b'].")
 
     def forward(self, X):
         return X @ self.W.T + self.b

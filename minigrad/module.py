@@ -229,8 +229,8 @@ class Module(Cached):
         return returned(self, "param_jacobian", self.output.shape + (self.num_params,))
 
     def _cvp(self, G, dX, dparams, inputs=True):
-        """curvature_vp(G, dX, dparams), checked: ((B, m), one array per parameter); the
-        input part may be None when not ``inputs`` and the method takes that keyword."""
+        """curvature_vp, checked: ((B, m), one array per parameter); the first may be None if
+        not inputs (the method takes that keyword)."""
         if inputs or not _takes(type(self), "curvature_vp", "inputs"):
             return returned(self, "curvature_vp", [self.input.shape, "params"], G, dX, dparams)
         return returned(self, "curvature_vp", [{self.input.shape, None}, "params"], G, dX, dparams, False)

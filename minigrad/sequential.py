@@ -1,8 +1,6 @@
 """Sequential, the composition N = f_L o ... o f_1: each protocol method is the
 chain rule over its leaves (``minigrad.chain``); and ``leaves_of``, the leaves
 of any model with its parameters checked."""
-import math
-
 import numpy as np
 
 from ._validate import first_nonfinite
@@ -78,7 +76,7 @@ class Sequential(Module):
 
     def _checked_output(self, Y):
         """Y, or a ValueError naming the first leaf whose output is not finite."""
-        if not math.isfinite(np.add.reduce(Y, axis=None)):
+        if not np.isfinite(np.add.reduce(Y, axis=None)):
             for mod in self.modules:
                 bad = first_nonfinite(mod.output)
                 if bad is not None:
@@ -118,11 +116,10 @@ class Sequential(Module):
     def vjp_input(self, G):
         return pull_input(self.modules, G)
 
+    vjp_input_many = vjp_input                       # A (B, k, o) -> (B, k, m), the same pull
+
     def vjp_params(self, G):
         return gradient(self.modules, G)
-
-    def vjp_input_many(self, A):
-        return pull_input(self.modules, A)
 
     def vjp_params_many(self, A, out=None):
         return pull_params(self.modules, A, out)

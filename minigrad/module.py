@@ -26,9 +26,8 @@ class Module(Cached):
         second order        curvature_vp(G, dX, dparams) -> ((B, m), [per parameter]),
                             or curvature_xx(G) (B, m, m), curvature_xp(G) (B, m, p)
                             and curvature_pp(G) (p, p), None for a zero block
-        for speed           vjp_input, vjp_params and the batched products
-                            (vjp_params_many may take out=, to write in place;
-                            curvature_vp inputs=False, to give None as its input part)
+        for speed           vjp_input, vjp_params, the batched products; vjp_params_many may take
+                            out= (write in place), curvature_vp inputs=False (input part None)
 
     Everything else, and every derivative of a whole model, follows from those; a
     value a method returns is checked where the chain rule uses it (shape, named
@@ -204,14 +203,11 @@ class Module(Cached):
         """The parameter arrays, in flattening order."""
         return list(self.params.values())
 
-    @property
-    def num_params(self):
-        """p, the number of scalar parameters."""
-        return sum(P.size for P in self.parameters())
+    num_params = property(lambda self: sum([P.size for P in self.parameters()]),
+                          doc="p, the number of scalar parameters.")
 
     def zero_grad(self):
-        for name, P in self.params.items():
-            self.grads[name] = np.zeros_like(P)
+        self.grads.update({name: np.zeros_like(P) for name, P in self.params.items()})
 
     def _need(self, method, *given):
         """NotImplementedError naming the methods to write for ``method``, unless the

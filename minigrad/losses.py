@@ -47,11 +47,10 @@ class Loss(Cached):
         """T as float rows (B, o): class indices (B,) are one-hot encoded when
         ``accepts_labels``; with one output, values (B,) become a column."""
         T = _as_array(T, self, "targets")
-        rows = f"({B}, {o}) (rows)"
         if T.ndim == 1 and self.accepts_labels:
             if T.shape != (B,):
                 raise ValueError(f"{self!r}: expected targets of shape ({B},) (class indices) "
-                                 f"or {rows}, got shape {T.shape}")
+                                 f"or ({B}, {o}) (rows), got shape {T.shape}")
             if T.dtype.kind == "f" and not np.all(np.isfinite(T) & (T == np.round(T))):
                 raise ValueError(f"{self!r}: class indices must be integers, got {T[:5]}...")
             if T.min() < 0 or T.max() >= o:                   # before any cast: 1e20 stays 1e20
@@ -65,7 +64,7 @@ class Loss(Cached):
             T = T[:, None]
         if T.shape != (B, o):
             labels = f"({B},) (class indices) or " if self.accepts_labels else ""
-            raise ValueError(f"{self!r}: expected targets of shape {labels}{rows}, "
+            raise ValueError(f"{self!r}: expected targets of shape {labels}({B}, {o}) (rows), "
                              f"got shape {T.shape}")
         return finite_result(T.astype(np.float64), self, "targets")
 

@@ -43,6 +43,7 @@ from grader import cgroups
 from grader.settings import AUTODIFF_PACKAGES, NICE, SOCKETS_SIZE
 
 __all__ = ["SandboxUnavailable", "check", "command", "environment", "kernel_uid", "HOME",
+           "check_user_level", "user_command", "user_level_note", "readable_by_others", "end_user_processes",
            "SOCKETS", "CONNECTION_FILE", "autodiff_paths", "sandbox_root", "not_enforced"]
 
 #: the kernel's home folder inside the sandbox (a fresh tmpfs)
@@ -180,6 +181,7 @@ def environment(lib, home=HOME):
     return {"HOME": str(home), "PATH": f"{Path(python_executable()).parent}:/usr/bin:/bin",
             "PYTHONPATH": str(lib), "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8",
             "MPLCONFIGDIR": f"{home}/.matplotlib", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            "PYTHONNOUSERSITE": "1",
             "TMPDIR": "/tmp" if home == HOME else str(home), "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1"}
 
@@ -295,10 +297,103 @@ def command(argv, *, lib, connection_file, limits, cgroup_procs=()):
         if guard:
             inner += [bwrap, "--unshare-user", "--disable-userns", "--die-with-parent",
                       "--bind", "/", "/", "--"]
+    return [*_launcher(cgroup_procs), *args, "--", *inner, *_rlimits(limits), "--", *argv]
+
+
+def _rlimits(limits):
+    """``prlimit`` with the per-process limits of ``limits`` (a
+    :class:`grader.settings.Limits`), to put before a command."""
     rlimits = ["prlimit", f"--as={limits.memory}", f"--fsize={limits.file_size}",
                f"--cpu={limits.cpu_time}:{limits.cpu_time + 5}", "--core=0", "--nice=0"]
     if _root():     # a user of its own: RLIMIT_NPROC counts the kernel's processes only
         rlimits.append(f"--nproc={limits.processes}")
-    launcher = ["/bin/sh", "-c", _LAUNCHER, "launch", *map(str, cgroup_procs), "--",
-                "nice", "-n", str(NICE)]
-    return [*launcher, *args, "--", *inner, *rlimits, "--", *argv]
+    return rlimits
+
+
+def _launcher(cgroup_procs):
+    """The start of a kernel's command line: enter the control groups, lower the priority."""
+    return ["/bin/sh", "-c", _LAUNCHER, "launch", *map(str, cgroup_procs), "--",
+            "nice", "-n", str(NICE)]
+
+
+# ---------------------------------------------------------------- the "user" level
+def check_user_level():
+    """Raise :class:`SandboxUnavailable` (saying why) unless a kernel can run as a user of its
+    own without ``bwrap`` here: the grader must be root and have ``setpriv`` and ``prlimit``."""
+    if not _root():
+        raise SandboxUnavailable("running each kernel as a user of its own needs the grader "
+                                 "to run as root")
+    missing = [tool for tool in ("setpriv", "prlimit") if shutil.which(tool) is None]
+    if missing:
+        raise SandboxUnavailable(f"{' and '.join(missing)} not found: install util-linux")
+    hidden = [p for p in [os.path.realpath(sys.executable), *_python_roots()]
+              if not readable_by_others(p)]
+    if hidden:
+        raise SandboxUnavailable(
+            f"a user of its own cannot reach the Python environment ({hidden[0]}: it or a "
+            "folder above it is not readable by others); install Python where every user "
+            "can run it")
+
+
+def user_command(argv, *, limits, cgroup_procs=()):
+    """``argv`` (a kernel's command line) run without ``bwrap`` as a user of its own
+    (:func:`kernel_uid`: no group, no capability), under the same ``prlimit`` limits, nice
+    value and control groups as in the sandbox; see README.md, "What isolates a submission
+    on Gradescope". Only for a grader running as root (:func:`check_user_level`)."""
+    return [*_launcher(cgroup_procs), *_drop_to_kernel_user(), *_rlimits(limits), "--", *argv]
+
+
+def user_level_note():
+    """What the output says when kernels run as users of their own: the level, and any
+    package that differentiates their user can still import (the stand-in needs ``bwrap``)."""
+    importable = sorted({Path(p).name.removesuffix(".py") for p in autodiff_paths()
+                         if readable_by_others(p)})
+    note = ("kernels run WITHOUT bwrap, each as an unprivileged user of its own (no network "
+            "or file system isolation beyond file permissions; see README.md, What isolates a "
+            "submission on Gradescope)")
+    if importable:
+        note += f"; packages that differentiate it can import: {', '.join(importable)}"
+    return note
+
+
+def readable_by_others(path):
+    """True when a user that owns nothing and belongs to no group (the kernel's, see
+    :func:`user_command`) can read ``path``: every folder above it searchable by others, and
+    ``path`` readable by them (ACLs are not looked at)."""
+    path = Path(os.path.realpath(path))
+    try:
+        for folder in path.parents:
+            if not os.stat(folder).st_mode & 0o001:
+                return False
+        return bool(os.stat(path).st_mode & 0o004)
+    except OSError:
+        return False
+
+
+def end_user_processes(uid, rounds=10):
+    """Kill every process whose real user is ``uid`` (a kernel's own user: what it started,
+    detached or not); the number killed. Only meaningful for a uid of its own."""
+    import signal
+    import time
+    killed = set()
+    for _ in range(rounds):
+        found = []
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:        # the real uid ("Uid:" real, effective, saved, fs)
+                    with open(f"{entry.path}/status", "rb") as f:
+                        uids = next(line for line in f if line.startswith(b"Uid:")).split()[1:]
+                    if str(uid).encode() in uids:
+                        found.append(int(entry.name))
+                except (OSError, StopIteration):
+                    continue
+        if not found:
+            break
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return len(killed)

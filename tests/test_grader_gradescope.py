@@ -191,7 +191,7 @@ def test_a_failure_of_the_grader_is_a_result_not_a_missing_file(root, monkeypatc
     def broken(folder, args):
         raise RuntimeError("disk on fire")
     monkeypatch.setattr(gradescope, "grade_submission", broken)
-    monkeypatch.setattr(gradescope, "_sandbox_mode", lambda mode: (False, "test"))
+    monkeypatch.setattr(gradescope, "_sandbox_mode", lambda mode: ("none", "test"))
     results = _valid(gradescope.run(root))
     assert results == json.loads((root / "results" / "results.json").read_text())
     assert "autograder failed" in results["output"] and "disk on fire" in results["output"]

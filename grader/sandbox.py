@@ -353,6 +353,9 @@ def user_level_note():
             "submission on Gradescope)")
     if importable:
         note += f"; packages that differentiate it can import: {', '.join(importable)}"
+    missing = cgroups.not_enforced()
+    if missing:
+        note += f"; not enforced on this machine: {', '.join(missing)}"
     return note
 
 

@@ -38,7 +38,8 @@ Exit codes:
   0  every notebook was graded (whatever the scores)
   1  some notebook could not be graded (its row says why); the results are written
   2  usage error: no such file or folder, no notebook in the folder, no sandbox
-     (bwrap) and no --no-sandbox, a bad option; nothing is graded or written
+     (bwrap) and no --no-sandbox, --kernel-user not as root, a bad option; nothing is
+     graded or written
   3  the grader's copies were modified during grading: grades from then on are VOID
   4  an output (--json or --csv) could not be written; the others were (likewise
      a --feedback page)

@@ -354,8 +354,13 @@ def main(argv=None):
             sandbox.check()
             _say("setup: the bubblewrap sandbox runs here: submissions are graded in it")
         except sandbox.SandboxUnavailable as exc:
+            try:
+                sandbox.check_user_level()
+                level = "each kernel as an unprivileged user of its own, without bwrap"
+            except sandbox.SandboxUnavailable as why:
+                level = f"WITHOUT any isolation ({why})"
             _say(f"setup: the sandbox cannot run here ({exc}); with --sandbox auto, "
-                 "submissions are graded without it")
+                 f"submissions are graded {level}")
         return 0
     become_subreaper()
     try:

@@ -156,7 +156,8 @@ class Notebook:
     grader's own rights (only for notebooks one trusts), unless ``kernel_user`` (the grader
     being root) runs it as a user of its own (:func:`grader.sandbox.user_command`): its
     connection file, home and socket folders are then its own, the rest of this kernel's
-    folder not even listable.
+    folder not even listable, and the packages that differentiate are stand-ins found first on
+    its ``PYTHONPATH`` (:func:`grader.sandbox.make_standins`).
     """
 
     def __init__(self, cells, *, lib, limits=Limits(), use_sandbox=True, kernel_user=False,
@@ -216,6 +217,8 @@ class Notebook:
             km.ip = str(sockets / "kernel")
             km.user_options = {"limits": self.limits, "cgroup_procs": self._group.procs}
             env, cwd = sandbox.environment(self.lib, home=home), str(home)
+            standins = sandbox.make_standins(self._folder / "standins", self.lib)
+            env["PYTHONPATH"] += f"{os.pathsep}{standins}"     # before the installed packages
         else:
             home = self._folder / "home"
             home.mkdir()

@@ -43,7 +43,7 @@ from grader import cgroups
 from grader.settings import AUTODIFF_PACKAGES, NICE, SOCKETS_SIZE
 
 __all__ = ["SandboxUnavailable", "check", "command", "environment", "kernel_uid", "HOME",
-           "check_user_level", "user_command", "user_level_note", "readable_by_others", "end_user_processes",
+           "check_user_level", "user_command", "user_level_note", "make_standins", "readable_by_others", "end_user_processes",
            "SOCKETS", "CONNECTION_FILE", "autodiff_paths", "sandbox_root", "not_enforced"]
 
 #: the kernel's home folder inside the sandbox (a fresh tmpfs)
@@ -337,10 +337,25 @@ def check_user_level():
 
 def user_command(argv, *, limits, cgroup_procs=()):
     """``argv`` (a kernel's command line) run without ``bwrap`` as a user of its own
-    (:func:`kernel_uid`: no group, no capability), under the same ``prlimit`` limits, nice
+    (:func:`kernel_uid`: no group, no capability, no new privileges), under the same ``prlimit`` limits, nice
     value and control groups as in the sandbox; see README.md, "What isolates a submission
     on Gradescope". Only for a grader running as root (:func:`check_user_level`)."""
-    return [*_launcher(cgroup_procs), *_drop_to_kernel_user(), *_rlimits(limits), "--", *argv]
+    # no new privileges: a set-user-id program (su, mount, ...) would run as its kernel's user
+    return [*_launcher(cgroup_procs), *_drop_to_kernel_user(), "--no-new-privs",
+            *_rlimits(limits), "--", *argv]
+
+
+def make_standins(folder, lib):
+    """Fill ``folder`` with a copy of :mod:`grader.standin` (from ``lib``) under the name of
+    every package of :data:`~grader.settings.AUTODIFF_PACKAGES`: on a kernel's ``PYTHONPATH``,
+    before the installed packages, it stands in for them without a mount. Returns ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    for name in AUTODIFF_PACKAGES:
+        shutil.copytree(Path(lib) / "grader" / "standin", folder / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return folder
 
 
 def user_level_note():
@@ -352,7 +367,8 @@ def user_level_note():
             "or file system isolation beyond file permissions; see README.md, What isolates a "
             "submission on Gradescope)")
     if importable:
-        note += f"; packages that differentiate it can import: {', '.join(importable)}"
+        note += ("; packages that differentiate, behind their stand-ins, its user can still "
+                 f"read (make them unreadable by others, as setup.sh does): {', '.join(importable)}")
     missing = cgroups.not_enforced()
     if missing:
         note += f"; not enforced on this machine: {', '.join(missing)}"

@@ -126,7 +126,7 @@ def test_the_message_is_the_output_with_the_section_link(graded):
 
 
 def test_the_instructor_sees_how_it_was_isolated(graded):
-    assert "run_autograder: sandboxed" in graded[0].stdout
+    assert "run_autograder: isolation bwrap: sandboxed" in graded[0].stdout
 
 
 # ---------------------------------------------------------------- wrong inputs

@@ -1,10 +1,11 @@
 """The "user" isolation level: no bwrap, each kernel an unprivileged user of its own (what
 Gradescope's containers allow; ``--kernel-user``, ``run_autograder --sandbox auto``).
 
-One ``python -m grader --kernel-user`` run grades an honest solution beside a hostile one whose
+One ``python -m grader --kernel-user`` run grades two honest solutions (one importing autograd,
+a stand-in there) beside a hostile one whose
 ``frobenius`` reports, through its failure message, its uid and what it could reach: the
-graded tests, the grader's copy of minigrad (writing), the run's workspace (listing). The
-honest one keeps full marks; the hostile one is refused everything and leaves no process (no
+graded tests, the grader's copy of minigrad (writing), the run's workspace (listing), autograd.
+The honest ones keep full marks; the hostile one is refused everything and leaves no process (no
 control groups in that run, as Gradescope may have none: the grader ends its user's processes
 itself). One
 ``run_autograder`` run without bwrap on its PATH shows ``--sandbox auto`` falling back to this
@@ -62,18 +63,20 @@ def _try(action):
         action()
         return "OPEN"
     except PermissionError:
-        return "denied"
+        return "no"
     except Exception as exc:
         return type(exc).__name__
 
-_ws = os.path.dirname(os.environ["PYTHONPATH"])
+_ws = os.path.dirname(os.environ["PYTHONPATH"].split(os.pathsep)[0])    # its lib's folder
 subprocess.Popen(["sleep", "3141"], start_new_session=True)     # detached: must not outlive it
 _report = " ".join([
     f"uid={os.getuid()}",
+    "nnp=" + next(l.split()[1] for l in open("/proc/self/status") if l.startswith("NoNewPrivs")),
     "tests=" + _try(lambda: open(os.path.join(_ws, "grading", "test_02_linear_algebra.py")).read()),
     "lib=" + _try(lambda: open(os.path.join(_ws, "lib", "minigrad", "__init__.py"), "a").write("#")),
     "new=" + _try(lambda: open(os.path.join(_ws, "lib", "minigrad", "forged.py"), "w").close()),
     "ws=" + _try(lambda: os.listdir(_ws)),
+    "ad=" + _try(lambda: __import__("autograd").grad(lambda x: x * x)(1.0)),
 ])
 
 def frobenius(A, B):
@@ -88,10 +91,9 @@ def graded(tmp_path_factory):
     sub.mkdir()
     solution = nbformat.read(str(ROOT / "solutions" / "02_linear_algebra.ipynb"), as_version=4)
     nbformat.write(solution, str(sub / "honest.ipynb"))
+    shutil.copy(ROOT / "solutions" / "03_jacobian.ipynb", sub / "jacobian.ipynb")
     solution.cells.append(nbformat.v4.new_code_cell(PROBE))
     nbformat.write(solution, str(sub / "hostile.ipynb"))
-    for name in ("honest", "hostile"):
-        (sub / f"{name}.ipynb").chmod(0o644)
     out = tmp / "all.json"
     run = subprocess.run(_reachable([PYTHON, "-m", "grader", str(sub), "--kernel-user", "--jobs",
                                      "2", "--json", str(out)]),
@@ -118,14 +120,15 @@ def test_an_honest_solution_keeps_full_marks_and_the_level_is_named(graded):
     assert run.returncode == 0, run.stderr
     assert "unprivileged user of its own" in run.stderr
     assert "not enforced on this machine: memory of the whole sandbox" in run.stderr
-    honest = results["honest"]
-    assert honest["score"] == honest["max_score"] == 10, honest
+    for name in ("honest", "jacobian"):      # the latter imports autograd: a stand-in here
+        assert results[name]["score"] == results[name]["max_score"] > 0, results[name]
 
 
 def test_the_kernel_runs_as_a_user_that_reaches_nothing_of_the_grade(graded):
     hostile = {e["id"]: e for e in graded[1]["hostile"]["exercises"]}
     message = hostile["2.1"]["message"]
-    assert "tests=denied lib=denied new=denied ws=denied" in message, message
+    assert "tests=no lib=no new=no ws=no ad=AutodiffUnavailable" in message, message
+    assert "nnp=1" in message, message             # no set-user-id way back to root
     uid = int(message.split("uid=")[1].split()[0])
     assert uid != 0 and uid >= sandbox.UID_BASE, message
     assert all(hostile[ex]["passed"] for ex in ("2.2", "2.3", "2.4")), hostile
@@ -192,4 +195,13 @@ def test_only_packages_others_can_read_are_named_importable(monkeypatch, open_fo
     assert sandbox.readable_by_others(tmp_path / "sympy")
     assert not sandbox.readable_by_others(tmp_path / "autograd")
     note = sandbox.user_level_note()
-    assert note.endswith("can import: sympy"), note
+    assert note.endswith("its user can still read (make them unreadable by others, as "
+                         "setup.sh does): sympy"), note
+
+
+def test_the_cli_refuses_kernel_user_where_it_cannot_hold(monkeypatch, capsys):
+    from grader import cli
+    monkeypatch.setattr(sandbox, "_root", lambda: False)
+    notebook = str(ROOT / "solutions" / "02_linear_algebra.ipynb")
+    assert cli.main([notebook, "--kernel-user"]) == cli.EXIT_USAGE
+    assert "refusing to grade with --kernel-user" in capsys.readouterr().err

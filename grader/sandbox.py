@@ -24,6 +24,11 @@ As root, the outer ``bwrap`` sets up the namespaces and mounts, and the kernel t
 user of its own (:func:`kernel_uid`) in a second, unprivileged ``bwrap`` that only makes the
 user namespace that forbids more of them. Without root, one ``bwrap`` does both.
 
+Where ``bwrap`` cannot run but the grader is root (Gradescope's containers), :func:`user_command`
+is a middle level: the kernel runs as that user of its own without ``bwrap``, under the same
+limits, and the grader keeps what decides a grade out of its reach by file permissions
+(:func:`check_user_level`, :func:`make_standins`, :func:`end_user_processes`).
+
 The kernel's Jupyter sockets (the ``ipc`` transport) are in :data:`SOCKETS`, inside the
 sandbox; the grading process reaches them through ``/proc/<pid>/root`` (see
 :mod:`grader.relay`). The connection file is bound read-only at :data:`CONNECTION_FILE`.
@@ -35,15 +40,18 @@ import functools
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from grader import cgroups
 from grader.settings import AUTODIFF_PACKAGES, NICE, SOCKETS_SIZE
 
 __all__ = ["SandboxUnavailable", "check", "command", "environment", "kernel_uid", "HOME",
-           "check_user_level", "user_command", "user_level_note", "make_standins", "readable_by_others", "end_user_processes",
+           "check_user_level", "user_command", "user_level_note", "make_standins",
+           "readable_by_others", "end_user_processes",
            "SOCKETS", "CONNECTION_FILE", "autodiff_paths", "sandbox_root", "not_enforced"]
 
 #: the kernel's home folder inside the sandbox (a fresh tmpfs)
@@ -337,9 +345,10 @@ def check_user_level():
 
 def user_command(argv, *, limits, cgroup_procs=()):
     """``argv`` (a kernel's command line) run without ``bwrap`` as a user of its own
-    (:func:`kernel_uid`: no group, no capability, no new privileges), under the same ``prlimit`` limits, nice
-    value and control groups as in the sandbox; see README.md, "What isolates a submission
-    on Gradescope". Only for a grader running as root (:func:`check_user_level`)."""
+    (:func:`kernel_uid`: no group, no capability, no new privileges), under the same
+    ``prlimit`` limits, nice value and control groups as in the sandbox; see README.md, "What
+    isolates a submission on Gradescope". Only for a grader running as root
+    (:func:`check_user_level`)."""
     # no new privileges: a set-user-id program (su, mount, ...) would run as its kernel's user
     return [*_launcher(cgroup_procs), *_drop_to_kernel_user(), "--no-new-privs",
             *_rlimits(limits), "--", *argv]
@@ -368,7 +377,8 @@ def user_level_note():
             "submission on Gradescope)")
     if importable:
         note += ("; packages that differentiate, behind their stand-ins, its user can still "
-                 f"read (make them unreadable by others, as setup.sh does): {', '.join(importable)}")
+                 "read (make them unreadable by others, as setup.sh does): "
+                 + ", ".join(importable))
     missing = cgroups.not_enforced()
     if missing:
         note += f"; not enforced on this machine: {', '.join(missing)}"
@@ -390,16 +400,15 @@ def readable_by_others(path):
 
 
 def end_user_processes(uid, rounds=10):
-    """Kill every process whose real user is ``uid`` (a kernel's own user: what it started,
-    detached or not); the number killed. Only meaningful for a uid of its own."""
-    import signal
-    import time
+    """Kill every process whose user (real, effective, saved or file system) is ``uid`` (a
+    kernel's own user: what it started, detached or not); the number killed. Only meaningful
+    for a uid of its own."""
     killed = set()
     for _ in range(rounds):
         found = []
         for entry in os.scandir("/proc"):
             if entry.name.isdigit():
-                try:        # the real uid ("Uid:" real, effective, saved, fs)
+                try:        # "Uid:" real, effective, saved, file system
                     with open(f"{entry.path}/status", "rb") as f:
                         uids = next(line for line in f if line.startswith(b"Uid:")).split()[1:]
                     if str(uid).encode() in uids:

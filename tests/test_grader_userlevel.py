@@ -73,7 +73,7 @@ _report = " ".join([
     f"uid={os.getuid()}",
     "nnp=" + next(l.split()[1] for l in open("/proc/self/status") if l.startswith("NoNewPrivs")),
     "tests=" + _try(lambda: open(os.path.join(_ws, "grading", "test_02_linear_algebra.py")).read()),
-    "lib=" + _try(lambda: open(os.path.join(_ws, "lib", "minigrad", "__init__.py"), "a").write("#")),
+    "lib=" + _try(lambda: open(os.path.join(_ws, "lib", "minigrad", "__init__.py"), "a")),
     "new=" + _try(lambda: open(os.path.join(_ws, "lib", "minigrad", "forged.py"), "w").close()),
     "ws=" + _try(lambda: os.listdir(_ws)),
     "ad=" + _try(lambda: __import__("autograd").grad(lambda x: x * x)(1.0)),
@@ -108,7 +108,8 @@ def _sleepers():
     found = []
     for entry in os.scandir("/proc"):
         try:
-            if entry.name.isdigit() and Path(entry.path, "cmdline").read_bytes() == b"sleep\x003141\x00":
+            cmdline = Path(entry.path, "cmdline").read_bytes() if entry.name.isdigit() else b""
+            if cmdline == b"sleep\x003141\x00":
                 found.append(entry.name)
         except OSError:
             pass

@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m grader PATH [--json OUT] [--csv OUT] [--jobs N] [--no-sandbox] [limits]
+    python -m grader PATH [--json OUT] [--csv OUT] [--jobs N] [--no-sandbox | --kernel-user]
+                     [limits]
 
 (also ``scripts/grade.py`` and ``make grade NB=PATH``). PATH is one notebook or a folder
 (every ``*.ipynb`` under it, recursively, except in ``.ipynb_checkpoints``). A notebook's
@@ -37,7 +38,8 @@ Exit codes:
   0  every notebook was graded (whatever the scores)
   1  some notebook could not be graded (its row says why); the results are written
   2  usage error: no such file or folder, no notebook in the folder, no sandbox
-     (bwrap) and no --no-sandbox, a bad option; nothing is graded or written
+     (bwrap) and no --no-sandbox, --kernel-user not as root, a bad option; nothing is
+     graded or written
   3  the grader's copies were modified during grading: grades from then on are VOID
   4  an output (--json or --csv) could not be written; the others were (likewise
      a --feedback page)
@@ -143,6 +145,11 @@ def parse_args(argv=None):
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run the kernels without bubblewrap, with your rights: only for "
                              "notebooks you trust")
+    parser.add_argument("--kernel-user", action="store_true",
+                        help="as root where bwrap cannot run: no bubblewrap, but each kernel "
+                             "runs as an unprivileged user of its own that cannot read the "
+                             "graded tests nor write the grader's files (Gradescope's level; "
+                             "README.md says what it does not isolate)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="grade on the workers of this dask.distributed scheduler "
                              "(tcp://host:8786) instead of this machine's cores")
@@ -162,7 +169,17 @@ def main(argv=None):
     if not target.exists():
         _say(f"grade: {printable(target)}: no such file or folder", sys.stderr)
         return EXIT_USAGE
-    if not args.no_sandbox and not args.scheduler:     # with a pool, each worker checks its own
+    if args.kernel_user:
+        try:
+            if args.scheduler:
+                raise sandbox.SandboxUnavailable("--kernel-user cannot be used with --scheduler")
+            sandbox.check_user_level()
+        except sandbox.SandboxUnavailable as exc:
+            _say(f"grade: refusing to grade with --kernel-user: {exc}", sys.stderr)
+            return EXIT_USAGE
+        args.no_sandbox = True
+        _say(f"grade: {sandbox.user_level_note()}", sys.stderr)
+    elif not args.no_sandbox and not args.scheduler:   # with a pool, each worker checks its own
         try:
             sandbox.check()
         except sandbox.SandboxUnavailable as exc:

@@ -23,10 +23,13 @@ The root is ``--root``, else ``$AUTOGRADER_ROOT``, else ``/autograder``: a tempo
 out the same way tests the whole path without Gradescope.
 
 Isolation: ``--sandbox auto`` (the default) grades in the bubblewrap sandbox when ``bwrap`` can
-make its namespaces in the container, and otherwise without it, saying so on stdout (which only
-the instructor sees); ``--sandbox on`` refuses to grade without it (every submission gets 0
-points and the reason), ``--sandbox off`` never uses it. README.md ("Grading on Gradescope")
-says what still holds without the sandbox.
+make its namespaces in the container; otherwise, as root (Gradescope's case), each kernel runs
+without it as an unprivileged user of its own (:func:`grader.sandbox.user_command`: it cannot
+read the graded tests or the results, nor write the grader's files); otherwise with no
+isolation. stdout (which only the instructor sees) says which level held. ``--sandbox on``
+refuses to grade without bwrap (every submission gets 0 points and the reason), ``--sandbox
+user`` asks for the user level, ``--sandbox off`` for none. README.md ("Grading on
+Gradescope") says what each level does not isolate.
 """
 import argparse
 import json
@@ -215,20 +218,30 @@ def end_descendants(rounds=20):
 
 # ---------------------------------------------------------------- grading one submission
 def _sandbox_mode(mode):
-    """``(use the sandbox, a note for the instructor)``; raises
-    :class:`~grader.sandbox.SandboxUnavailable` when ``mode`` is ``on`` and it cannot run."""
+    """``(isolation, a note for the instructor)``, the isolation "bwrap", "user" (each kernel
+    an unprivileged user of its own, without bwrap) or "none": ``auto`` takes the first that
+    runs here; raises :class:`~grader.sandbox.SandboxUnavailable` when ``on`` (bwrap) or
+    ``user`` cannot run."""
     if mode == "off":
-        return False, "the sandbox is off (--sandbox off)"
+        return "none", "the sandbox is off (--sandbox off)"
+    if mode != "user":
+        try:
+            sandbox.check()
+            warning = sandbox.not_enforced()
+            return "bwrap", f"sandboxed; {warning}" if warning else "sandboxed"
+        except sandbox.SandboxUnavailable as exc:
+            if mode == "on":
+                raise
+            why = f"bwrap cannot run: {exc}"
     try:
-        sandbox.check()
+        sandbox.check_user_level()
+        return "user", sandbox.user_level_note()
     except sandbox.SandboxUnavailable as exc:
-        if mode == "on":
+        if mode == "user":
             raise
-        return False, (f"grading WITHOUT the sandbox: {exc}. The submission's code runs with "
-                       "the grader's rights in this container (see README.md, Grading on "
-                       "Gradescope)")
-    warning = sandbox.not_enforced()
-    return True, f"sandboxed; {warning}" if warning else "sandboxed"
+        return "none", (f"grading WITHOUT the sandbox: {why}; and {exc}. The submission's "
+                        "code runs with the grader's rights in this container (see README.md, "
+                        "Grading on Gradescope)")
 
 
 def grade_submission(folder, args):
@@ -259,15 +272,19 @@ def run(root, mode="auto", limits=None, site=None, jobs=None, end_processes=Fals
                            "notebook (for example 05_composition.ipynb).")
         else:
             try:
-                use_sandbox, note = _sandbox_mode(mode)
+                isolation, note = _sandbox_mode(mode)
             except sandbox.SandboxUnavailable as exc:
-                _say(f"run_autograder: refusing to grade without the sandbox (--sandbox on): {exc}")
+                _say(f"run_autograder: refusing to grade (--sandbox {mode}): {exc}")
                 data = failure("The autograder could not start its sandbox, so nothing was "
                                "graded. Your instructor can see why in the autograder output.")
             else:
-                _say(f"run_autograder: {note}")
+                _say(f"run_autograder: isolation {isolation}: {note}")
+                if isolation == "user":     # nothing of the results for the kernel's user
+                    (root / "results").mkdir(mode=0o700, parents=True, exist_ok=True)
+                    (root / "results").chmod(0o700)
                 args = types.SimpleNamespace(limits=limits or Limits(),
-                                             no_sandbox=not use_sandbox,
+                                             no_sandbox=isolation != "bwrap",
+                                             kernel_user=isolation == "user",
                                              jobs=jobs or os.cpu_count() or 1)
                 results = grade_submission(submission, args)
                 for r in results:
@@ -302,9 +319,11 @@ def parse_args(argv=None):
     parser.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", DEFAULT_ROOT),
                         help="the folder laid out as Gradescope's /autograder (default: "
                              "$AUTOGRADER_ROOT, else /autograder)")
-    parser.add_argument("--sandbox", choices=("auto", "on", "off"), default="auto",
-                        help="auto: the sandbox where bwrap runs, else none (default); on: "
-                             "refuse to grade without it; off: never")
+    parser.add_argument("--sandbox", choices=("auto", "on", "user", "off"), default="auto",
+                        help="auto (default): the bwrap sandbox where it runs, else (as root) "
+                             "each kernel as an unprivileged user of its own, else none; on: "
+                             "refuse to grade without bwrap; user: that user level only; off: "
+                             "no isolation")
     parser.add_argument("--site-url", metavar="URL", default=None,
                         help="the course site each exercise's output links to (default: "
                              "html: baseurl: of _config.yml; 'none' for no links)")
@@ -335,8 +354,13 @@ def main(argv=None):
             sandbox.check()
             _say("setup: the bubblewrap sandbox runs here: submissions are graded in it")
         except sandbox.SandboxUnavailable as exc:
+            try:
+                sandbox.check_user_level()
+                level = "each kernel as an unprivileged user of its own, without bwrap"
+            except sandbox.SandboxUnavailable as why:
+                level = f"WITHOUT any isolation ({why})"
             _say(f"setup: the sandbox cannot run here ({exc}); with --sandbox auto, "
-                 "submissions are graded without it")
+                 f"submissions are graded {level}")
         return 0
     become_subreaper()
     try:

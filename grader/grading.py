@@ -158,7 +158,8 @@ def _run_grading(submission, test_files, workspace, args, job, report_path):
            "--rootdir", str(workspace), *[str(workspace / "grading" / f) for f in test_files],
            "--grading-job", str(job), "--grade-report", str(report_path),
            "--grader-lib", str(workspace / "lib"), *args.limits.as_args(),
-           *(["--no-sandbox"] if args.no_sandbox else [])]
+           *(["--no-sandbox"] if args.no_sandbox else []),
+           *(["--kernel-user"] if getattr(args, "kernel_user", False) else [])]
     # the grading process imports the copies of grader and minigrad made for this run, and
     # prints any text (a lone surrogate in a message included) without failing
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(workspace / "lib"),
@@ -231,13 +232,23 @@ def _workspace():
     return Path(tempfile.mkdtemp(dir=parent))
 
 
-def _prepare(workspace):
-    """Copy the graded tests, ``grader`` and ``minigrad`` into ``workspace``."""
+def _prepare(workspace, kernel_user=False):
+    """Copy the graded tests, ``grader`` and ``minigrad`` into ``workspace``.
+
+    The graded tests, reports and jobs are the grader's only (0700). With ``kernel_user`` (a
+    kernel runs as a user of its own, without bwrap), the workspace and its parent are made
+    searchable but not listable (0711) so that that user reaches ``lib`` (read-only) and
+    nothing else of the run."""
     shutil.copytree(GRADED_TESTS, workspace / "grading",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "conftest.py"))
     make_lib(workspace / "lib", grader, _minigrad())
     for name in ("reports", "jobs"):
         (workspace / name).mkdir()
+    for name in ("grading", "reports", "jobs"):
+        (workspace / name).chmod(0o700)
+    if kernel_user:
+        for folder in (workspace.parent, workspace):
+            folder.chmod(0o711)
     (workspace / "pytest.ini").write_text(PYTEST_INI)
 
 
@@ -252,7 +263,7 @@ def grade_all(todo, known, args):
     workspace = None
     try:
         workspace = _workspace()
-        _prepare(workspace)
+        _prepare(workspace, getattr(args, "kernel_user", False))
     except Exception as exc:
         where = workspace or Path(tempfile.gettempdir()) / "minigrad-grade"
         error = (f"not graded: the grader could not prepare its temporary folder "

@@ -108,16 +108,19 @@ class _SandboxedKernelManager(KernelManager):
     through a :class:`grader.relay.Relay` that caps what the kernel sends."""
 
     sandbox_options = None      # set per instance: dict(lib=, limits=, cgroup_procs=)
+    user_options = None         # or, without bwrap, dict(limits=, cgroup_procs=)
     relay = None
     relay_prefix = None         # where the relay listens (a folder only the grader sees)
 
     def format_kernel_cmd(self, extra_arguments=None):
         argv = super().format_kernel_cmd(extra_arguments)
-        if self.sandbox_options is None:
+        if self.sandbox_options is None and self.user_options is None:
             return argv
         uid = sandbox.kernel_uid()
         if uid != os.getuid():              # the kernel's user must read its connection file
             os.chown(self.connection_file, uid, uid)
+        if self.user_options is not None:
+            return sandbox.user_command(argv, **self.user_options)
         argv = [sandbox.CONNECTION_FILE if a == self.connection_file else a for a in argv]
         if argv and argv[0] == sys.executable:      # a venv reached through a link: its real folder
             argv[0] = sandbox.python_executable()
@@ -150,14 +153,20 @@ class Notebook:
     ``cells`` are the sources of its code cells, ``lib`` the folder the kernel imports
     ``grader`` and ``minigrad`` from (see :func:`make_lib`), ``limits`` a
     :class:`grader.settings.Limits`; ``use_sandbox=False`` runs the kernel with the
-    grader's own rights (only for notebooks one trusts).
+    grader's own rights (only for notebooks one trusts), unless ``kernel_user`` (the grader
+    being root) runs it as a user of its own (:func:`grader.sandbox.user_command`): its
+    connection file, home and socket folders are then its own, the rest of this kernel's
+    folder not even listable, and the packages that differentiate are stand-ins found first on
+    its ``PYTHONPATH`` (:func:`grader.sandbox.make_standins`).
     """
 
-    def __init__(self, cells, *, lib, limits=Limits(), use_sandbox=True, name="notebook"):
+    def __init__(self, cells, *, lib, limits=Limits(), use_sandbox=True, kernel_user=False,
+                 name="notebook"):
         self.cells = list(cells)
         self.lib = Path(lib)
         self.limits = limits
         self.use_sandbox = use_sandbox
+        self.kernel_user = kernel_user and not use_sandbox
         self.name = name
         #: cell index -> "ErrorType: message" of the cells that failed in the last run
         self.cell_errors = {}
@@ -197,6 +206,19 @@ class Notebook:
             km.sandbox_options = {"lib": self.lib, "limits": self.limits,
                                   "cgroup_procs": self._group.procs}
             env, cwd = sandbox.environment(self.lib), str(self._folder)
+        elif self.kernel_user:
+            uid = sandbox.kernel_uid()
+            self._folder.chmod(0o711)       # its user reaches its own folders and file only
+            home, sockets = self._folder / "home", self._folder / "sockets"
+            for folder in (home, sockets):
+                folder.mkdir(mode=0o700)
+                os.chown(folder, uid, uid)
+            self._group = Group(self.limits)
+            km.ip = str(sockets / "kernel")
+            km.user_options = {"limits": self.limits, "cgroup_procs": self._group.procs}
+            env, cwd = sandbox.environment(self.lib, home=home), str(home)
+            standins = sandbox.make_standins(self._folder / "standins", self.lib)
+            env["PYTHONPATH"] += f"{os.pathsep}{standins}"     # before the installed packages
         else:
             home = self._folder / "home"
             home.mkdir()
@@ -258,6 +280,8 @@ class Notebook:
                 pass
             if self._km.relay is not None:
                 self._km.relay.close()
+            if self._km.user_options is not None:   # whatever its user left running
+                sandbox.end_user_processes(sandbox.kernel_uid())
         if self._group is not None:
             self._group.close()
         if self._folder:

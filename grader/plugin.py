@@ -44,6 +44,8 @@ def pytest_addoption(parser):
                          "(default: a fresh copy of the ones this process imports)")
     group.addoption("--no-sandbox", action="store_true", default=False,
                     help="run the kernels without bubblewrap (only for notebooks you trust)")
+    group.addoption("--kernel-user", action="store_true", default=False,
+                    help="with --no-sandbox, as root: run each kernel as a user of its own")
     add_limit_options(group.addoption)
 
 
@@ -151,6 +153,7 @@ def nb(request, _grader_lib):
     limits = limits_from(lambda dest: _opt(config, dest))
     notebook = Notebook(submission.cells, lib=_grader_lib, limits=limits,
                         use_sandbox=not _opt(config, "--no-sandbox", False),
+                        kernel_user=_opt(config, "--kernel-user", False),
                         name=submission.path)
     try:
         try:

@@ -24,6 +24,11 @@ As root, the outer ``bwrap`` sets up the namespaces and mounts, and the kernel t
 user of its own (:func:`kernel_uid`) in a second, unprivileged ``bwrap`` that only makes the
 user namespace that forbids more of them. Without root, one ``bwrap`` does both.
 
+Where ``bwrap`` cannot run but the grader is root (Gradescope's containers), :func:`user_command`
+is a middle level: the kernel runs as that user of its own without ``bwrap``, under the same
+limits, and the grader keeps what decides a grade out of its reach by file permissions
+(:func:`check_user_level`, :func:`make_standins`, :func:`end_user_processes`).
+
 The kernel's Jupyter sockets (the ``ipc`` transport) are in :data:`SOCKETS`, inside the
 sandbox; the grading process reaches them through ``/proc/<pid>/root`` (see
 :mod:`grader.relay`). The connection file is bound read-only at :data:`CONNECTION_FILE`.
@@ -35,14 +40,18 @@ import functools
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from grader import cgroups
 from grader.settings import AUTODIFF_PACKAGES, NICE, SOCKETS_SIZE
 
 __all__ = ["SandboxUnavailable", "check", "command", "environment", "kernel_uid", "HOME",
+           "check_user_level", "user_command", "user_level_note", "make_standins",
+           "readable_by_others", "end_user_processes",
            "SOCKETS", "CONNECTION_FILE", "autodiff_paths", "sandbox_root", "not_enforced"]
 
 #: the kernel's home folder inside the sandbox (a fresh tmpfs)
@@ -180,6 +189,7 @@ def environment(lib, home=HOME):
     return {"HOME": str(home), "PATH": f"{Path(python_executable()).parent}:/usr/bin:/bin",
             "PYTHONPATH": str(lib), "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8",
             "MPLCONFIGDIR": f"{home}/.matplotlib", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            "PYTHONNOUSERSITE": "1",
             "TMPDIR": "/tmp" if home == HOME else str(home), "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1"}
 
@@ -295,10 +305,123 @@ def command(argv, *, lib, connection_file, limits, cgroup_procs=()):
         if guard:
             inner += [bwrap, "--unshare-user", "--disable-userns", "--die-with-parent",
                       "--bind", "/", "/", "--"]
+    return [*_launcher(cgroup_procs), *args, "--", *inner, *_rlimits(limits), "--", *argv]
+
+
+def _rlimits(limits):
+    """``prlimit`` with the per-process limits of ``limits`` (a
+    :class:`grader.settings.Limits`), to put before a command."""
     rlimits = ["prlimit", f"--as={limits.memory}", f"--fsize={limits.file_size}",
                f"--cpu={limits.cpu_time}:{limits.cpu_time + 5}", "--core=0", "--nice=0"]
     if _root():     # a user of its own: RLIMIT_NPROC counts the kernel's processes only
         rlimits.append(f"--nproc={limits.processes}")
-    launcher = ["/bin/sh", "-c", _LAUNCHER, "launch", *map(str, cgroup_procs), "--",
-                "nice", "-n", str(NICE)]
-    return [*launcher, *args, "--", *inner, *rlimits, "--", *argv]
+    return rlimits
+
+
+def _launcher(cgroup_procs):
+    """The start of a kernel's command line: enter the control groups, lower the priority."""
+    return ["/bin/sh", "-c", _LAUNCHER, "launch", *map(str, cgroup_procs), "--",
+            "nice", "-n", str(NICE)]
+
+
+# ---------------------------------------------------------------- the "user" level
+def check_user_level():
+    """Raise :class:`SandboxUnavailable` (saying why) unless a kernel can run as a user of its
+    own without ``bwrap`` here: the grader must be root and have ``setpriv`` and ``prlimit``."""
+    if not _root():
+        raise SandboxUnavailable("running each kernel as a user of its own needs the grader "
+                                 "to run as root")
+    missing = [tool for tool in ("setpriv", "prlimit") if shutil.which(tool) is None]
+    if missing:
+        raise SandboxUnavailable(f"{' and '.join(missing)} not found: install util-linux")
+    hidden = [p for p in [os.path.realpath(sys.executable), *_python_roots()]
+              if not readable_by_others(p)]
+    if hidden:
+        raise SandboxUnavailable(
+            f"a user of its own cannot reach the Python environment ({hidden[0]}: it or a "
+            "folder above it is not readable by others); install Python where every user "
+            "can run it")
+
+
+def user_command(argv, *, limits, cgroup_procs=()):
+    """``argv`` (a kernel's command line) run without ``bwrap`` as a user of its own
+    (:func:`kernel_uid`: no group, no capability, no new privileges), under the same
+    ``prlimit`` limits, nice value and control groups as in the sandbox; see README.md, "What
+    isolates a submission on Gradescope". Only for a grader running as root
+    (:func:`check_user_level`)."""
+    # no new privileges: a set-user-id program (su, mount, ...) would run as its kernel's user
+    return [*_launcher(cgroup_procs), *_drop_to_kernel_user(), "--no-new-privs",
+            *_rlimits(limits), "--", *argv]
+
+
+def make_standins(folder, lib):
+    """Fill ``folder`` with a copy of :mod:`grader.standin` (from ``lib``) under the name of
+    every package of :data:`~grader.settings.AUTODIFF_PACKAGES`: on a kernel's ``PYTHONPATH``,
+    before the installed packages, it stands in for them without a mount. Returns ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    for name in AUTODIFF_PACKAGES:
+        shutil.copytree(Path(lib) / "grader" / "standin", folder / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return folder
+
+
+def user_level_note():
+    """What the output says when kernels run as users of their own: the level, and any
+    package that differentiates their user can still import (the stand-in needs ``bwrap``)."""
+    importable = sorted({Path(p).name.removesuffix(".py") for p in autodiff_paths()
+                         if readable_by_others(p)})
+    note = ("kernels run WITHOUT bwrap, each as an unprivileged user of its own (no network "
+            "or file system isolation beyond file permissions; see README.md, What isolates a "
+            "submission on Gradescope)")
+    if importable:
+        note += ("; packages that differentiate, behind their stand-ins, its user can still "
+                 "read (make them unreadable by others, as setup.sh does): "
+                 + ", ".join(importable))
+    missing = cgroups.not_enforced()
+    if missing:
+        note += f"; not enforced on this machine: {', '.join(missing)}"
+    return note
+
+
+def readable_by_others(path):
+    """True when a user that owns nothing and belongs to no group (the kernel's, see
+    :func:`user_command`) can read ``path``: every folder above it searchable by others, and
+    ``path`` readable by them (ACLs are not looked at)."""
+    path = Path(os.path.realpath(path))
+    try:
+        for folder in path.parents:
+            if not os.stat(folder).st_mode & 0o001:
+                return False
+        return bool(os.stat(path).st_mode & 0o004)
+    except OSError:
+        return False
+
+
+def end_user_processes(uid, rounds=10):
+    """Kill every process whose user (real, effective, saved or file system) is ``uid`` (a
+    kernel's own user: what it started, detached or not); the number killed. Only meaningful
+    for a uid of its own."""
+    killed = set()
+    for _ in range(rounds):
+        found = []
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:        # "Uid:" real, effective, saved, file system
+                    with open(f"{entry.path}/status", "rb") as f:
+                        uids = next(line for line in f if line.startswith(b"Uid:")).split()[1:]
+                    if str(uid).encode() in uids:
+                        found.append(int(entry.name))
+                except (OSError, StopIteration):
+                    continue
+        if not found:
+            break
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return len(killed)

@@ -3,7 +3,8 @@
 # image, in /autograder/source (this zip, unpacked). It installs what grading needs: Python
 # 3.11 or newer (numpy 2.4 needs it: choose Gradescope's Ubuntu 24.04 base image), bubblewrap
 # and util-linux (the sandbox's bwrap, prlimit, setpriv), and the course's pinned packages in
-# a virtual environment beside this file. AUTOGRADER_ROOT moves /autograder (for tests).
+# a virtual environment beside this file, and makes the graded tests and the packages that
+# differentiate readable by root only. AUTOGRADER_ROOT moves /autograder (for tests).
 set -euo pipefail
 SOURCE="${AUTOGRADER_ROOT:-/autograder}/source"
 cd "$SOURCE"
@@ -25,6 +26,12 @@ python3 -m venv .venv
 
 # The graded tests (and the references they compute) are for the grader only.
 chmod -R go-rwx tests
+# The packages that differentiate are for the graded tests only (test_04_hessian computes its
+# references with autograd). Where bwrap cannot run, each kernel runs as a user of its own that
+# finds stand-ins first on its path; made unreadable by others, the real ones stay out of its
+# reach even if it removes the stand-ins.
+.venv/bin/python -c 'from grader.sandbox import autodiff_paths; print("\n".join(autodiff_paths()))' \
+    | xargs -r -d '\n' chmod -R go-rwx
 
 # Say in the build log whether submissions will be graded in the sandbox here.
 .venv/bin/python -m grader.gradescope --check

@@ -126,7 +126,7 @@ def test_the_message_is_the_output_with_the_section_link(graded):
 
 
 def test_the_instructor_sees_how_it_was_isolated(graded):
-    assert "run_autograder: sandboxed" in graded[0].stdout
+    assert "run_autograder: isolation bwrap: sandboxed" in graded[0].stdout
 
 
 # ---------------------------------------------------------------- wrong inputs
@@ -191,7 +191,7 @@ def test_a_failure_of_the_grader_is_a_result_not_a_missing_file(root, monkeypatc
     def broken(folder, args):
         raise RuntimeError("disk on fire")
     monkeypatch.setattr(gradescope, "grade_submission", broken)
-    monkeypatch.setattr(gradescope, "_sandbox_mode", lambda mode: (False, "test"))
+    monkeypatch.setattr(gradescope, "_sandbox_mode", lambda mode: ("none", "test"))
     results = _valid(gradescope.run(root))
     assert results == json.loads((root / "results" / "results.json").read_text())
     assert "autograder failed" in results["output"] and "disk on fire" in results["output"]

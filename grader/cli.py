@@ -49,8 +49,10 @@ import sys
 import threading
 from pathlib import Path
 
-from grader import grading, notebooks, outputs, sandbox
-from grader.grading import chapters, describe
+from grader import grading, identity, notebooks, outputs, sandbox
+from grader import roster as rosters
+from grader.duplicates import template_keys
+from grader.grading import REPO, chapters, describe
 from grader.outputs import printable, table
 from grader.reports import ReportError, read_report, result_for, score
 from grader.settings import add_limit_options, limits_from
@@ -58,6 +60,9 @@ from grader.settings import add_limit_options, limits_from
 __all__ = ["main", "parse_args", "chapters", "read_report", "score", "result_for", "table",
            "printable", "ReportError", "EXIT_GRADED", "EXIT_NOT_GRADED", "EXIT_USAGE",
            "EXIT_VOID", "EXIT_OUTPUT", "EXIT_INTERRUPTED"]
+
+#: the exercise notebooks: an untouched one is not flagged as the same code as another
+EXERCISES = REPO / "exercises"
 
 #: exit codes (see the module docstring)
 EXIT_GRADED, EXIT_NOT_GRADED, EXIT_USAGE, EXIT_VOID, EXIT_OUTPUT = 0, 1, 2, 3, 4
@@ -97,11 +102,11 @@ def _safe_streams():
             pass
 
 
-def write_outputs(results, args, single):
+def write_outputs(results, args, single, missing=()):
     """Write ``--json`` and ``--csv``; each one that fails is reported and does not keep the
     other from being written. True when every asked-for output was written."""
     wanted = [("JSON", args.json, lambda: outputs.json_text(results[0] if single else results)),
-              ("CSV", args.csv, lambda: outputs.csv_text(results))]
+              ("CSV", args.csv, lambda: outputs.csv_text(results, missing))]
     ok = True
     for kind, path, render in wanted:
         if not path:
@@ -124,7 +129,7 @@ def show(results, total):
              f"{sum(r['score'] for r in graded):g} / {sum(r['max_score'] for r in graded):g}")
     for r in results:
         if r.get("error"):
-            _say(f"grade: {printable(r['notebook'])}: {printable(r['error'])}", sys.stderr)
+            _say(f"grade: {table(r)}", sys.stderr)
 
 
 # ---------------------------------------------------------------- main
@@ -140,6 +145,12 @@ def parse_args(argv=None):
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run the kernels without bubblewrap, with your rights: only for "
                              "notebooks you trust")
+    parser.add_argument("--roster", metavar="CSV",
+                        help="match the files to students: a CSV with the columns student_id, "
+                             "name and optionally login, pattern (see README, 'Grading a class')")
+    parser.add_argument("--chapter", metavar="NAME",
+                        help="the chapter (e.g. 05_composition) of notebooks whose metadata "
+                             "names none, whatever their file name")
     add_limit_options(parser.add_argument)
     args = parser.parse_args(argv)
     args.limits = limits_from(lambda dest: getattr(args, dest))
@@ -168,13 +179,28 @@ def main(argv=None):
         _say(f"grade: {printable(target)}: no notebook (*.ipynb) in this folder", sys.stderr)
         return EXIT_USAGE
     known = chapters()
-    results, todo = grading.read_all(found, known)
+    try:
+        roster = rosters.load(args.roster) if args.roster else None
+    except rosters.RosterError as exc:
+        _say(f"grade: --roster {printable(exc)}", sys.stderr)
+        return EXIT_USAGE
+    if args.chapter is not None and args.chapter not in known:
+        _say(f"grade: --chapter {printable(args.chapter)}: no graded tests for this chapter; "
+             f"graded chapters: {', '.join(sorted(known))}", sys.stderr)
+        return EXIT_USAGE
+    read = {}
+    results, todo = grading.read_all(found, known, args.chapter, read)
     with _sigterm_as_interrupt():
         graded, void, interrupted = grading.grade_all(todo, known, args)
     results.update(graded)
-    ordered = [reportable(results[f.path]) for f in found]
-    written = write_outputs(ordered, args, single=not target.is_dir())
+    ordered, missing = identity.annotate([results[f.path] for f in found], read, target, roster,
+                                         args.chapter, template_keys(known, EXERCISES))
+    ordered = [reportable(r) for r in ordered]
+    written = write_outputs(ordered, args, single=not target.is_dir(), missing=missing)
     show(ordered, len(found))
+    if missing:
+        _say(f"grade: {len(missing)} students of the roster have no file: " + printable(
+            "; ".join(f"{s.student_id} {s.name}" for s in missing)), sys.stderr)
     if void:
         _say("grade: WARNING: the grader's copies of tests/grading, grader and minigrad "
              "changed while grading: " + printable(", ".join(void)) + "\nThe grades of the "

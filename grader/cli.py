@@ -2,12 +2,15 @@
 
 Usage::
 
-    python -m grader PATH [--json OUT] [--csv OUT] [--jobs N] [--no-sandbox] [limits]
+    python -m grader PATH [--json OUT] [--csv OUT] [--jobs N] [--no-sandbox]
+                          [--roster CSV] [--chapter NAME] [limits]
 
 (also ``scripts/grade.py`` and ``make grade NB=PATH``). PATH is one notebook or a folder
 (every ``*.ipynb`` under it, recursively, except in ``.ipynb_checkpoints``). A notebook's
-chapter is ``metadata["minigrad"]["notebook"]``, else its file name; the test modules whose
-``NOTEBOOK`` is that chapter grade it.
+chapter is ``metadata["minigrad"]["notebook"]``, else ``--chapter NAME``, else its file
+name; the test modules whose ``NOTEBOOK`` is that chapter grade it (a notebook whose
+metadata names another chapter than ``--chapter`` is an error). ``--roster CSV`` matches
+each file to a student (columns student_id, name, login, pattern: :mod:`grader.roster`).
 
 Each notebook is read once and graded by its own ``pytest`` process (several at once with
 ``--jobs``), its kernel in its own sandbox under the limits below (:mod:`grader.grading`).
@@ -15,8 +18,22 @@ Each notebook is read once and graded by its own ``pytest`` process (several at 
 Scores: an exercise's points are the ``points`` of its ``exercise`` marker; it earns them in
 proportion to the tests it passes. The table on stdout shows every exercise; ``--json``
 writes ``{"notebook", "chapter", "score", "max_score", "exercises": [{"id", "points",
-"max_points", "passed", "message"}]}`` (a list of them for a folder) and ``--csv`` one row
-per notebook with one column per exercise.
+"max_points", "passed", "message"}], "status", "student_id", "student_name", "messages",
+"identical_to", "same_code_as"}`` (a list of them for a folder) and ``--csv`` one row per
+notebook: student_id, student_name, notebook, chapter, status, score, max_score, one column
+per exercise, flags, messages, error (and a row of status ``missing`` per roster student
+without a file). The keys:
+
+- ``status``: "graded", or "error" with ``error`` (one line): then ``score`` and
+  ``max_score`` are None (empty in the CSV): an error never reads as 0 of 0;
+- ``student_id``, ``student_name``: the one roster row matching the file, else None;
+- ``messages``: the roster's notes (no row matches, several rows match, one of several
+  files of a student) and where the chapter came from when the metadata names none;
+- ``identical_to``, ``same_code_as``: the other files (paths below the graded folder)
+  that are byte-identical, or have the same code cells (:mod:`grader.duplicates`).
+
+An exercise's ``message`` names a failed cell it depends on, with its error and line
+(:func:`grader.plugin.explain_failed_cells`).
 
 The graded tests, ``grader`` and ``minigrad`` run from copies made before any notebook runs;
 if they changed during grading (only possible without the sandbox), every grade from then on
@@ -35,7 +52,8 @@ Exit codes:
   0  every notebook was graded (whatever the scores)
   1  some notebook could not be graded (its row says why); the results are written
   2  usage error: no such file or folder, no notebook in the folder, no sandbox
-     (bwrap) and no --no-sandbox, a bad option; nothing is graded or written
+     (bwrap) and no --no-sandbox, a bad option, a --roster that cannot be used (the
+     row and column are named), an unknown --chapter; nothing is graded or written
   3  the grader's copies were modified during grading: grades from then on are VOID
   4  an output (--json or --csv) could not be written; the others were
   130  interrupted (Ctrl-C, SIGTERM): the grades so far are written, the other

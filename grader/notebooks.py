@@ -10,8 +10,9 @@ without opening any of them, and says which ones are skipped and why:
   solution notebook, a file of the grader's machine) is skipped and never read;
 - a link to a folder is not entered; a sub-folder that cannot be listed is reported.
 
-:func:`read` opens a file without blocking, checks again that it is a regular file of at
-most :data:`MAX_BYTES`, and turns anything that goes wrong while reading it (not UTF-8, not
+:func:`read` gives each code cell its exercise (:func:`grader.cells.exercise_map`) and
+keeps the sha256 of the file (for :mod:`grader.duplicates`). It opens a file without
+blocking, checks again that it is a regular file of at most :data:`MAX_BYTES`, and turns anything that goes wrong while reading it (not UTF-8, not
 JSON, nested too deeply for the parser, a lone surrogate in a code cell, ...) into
 :class:`NotGradable` with a one-line reason: one file's error, never the run's.
 """

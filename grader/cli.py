@@ -211,8 +211,13 @@ def main(argv=None):
     with _sigterm_as_interrupt():
         graded, void, interrupted = grading.grade_all(todo, known, args)
     results.update(graded)
-    ordered, missing = identity.annotate([results[f.path] for f in found], read, target, roster,
-                                         args.chapter, template_keys(known, EXERCISES))
+    ordered, missing = [results[f.path] for f in found], []
+    try:
+        ordered, missing = identity.annotate(ordered, read, target, roster, args.chapter,
+                                             template_keys(known, EXERCISES))
+    except Exception as exc:            # the grades are written whatever happens here
+        _say(f"grade: WARNING: the files could not be matched to students or compared "
+             f"({describe(exc)}); the grades are written without that", sys.stderr)
     ordered = [reportable(r) for r in ordered]
     written = write_outputs(ordered, args, single=not target.is_dir(), missing=missing)
     show(ordered, len(found))

@@ -219,28 +219,34 @@ _GRADER_ONLY = ("AutodiffUnavailable:",)
 def explain_failed_cells(records, submission, errors, lines):
     """Name the failed cell behind each failed test of ``records``, in its reason.
 
-    A test that found a name missing ("the notebook defines no 'f'") gets the error of the
-    failed cell that defines ``f`` (by :func:`grader.cells.defined_names`, which reads a cell
-    that does not parse too): "SyntaxError in the cell of exercise 5.2, line 4: ...". Any
-    other failed test of an exercise one of whose cells failed (or a set-up cell) gets that
-    cell's error after its own reason, unless that error is the graded run's own doing (a
-    check cell calling autograd, which is a stand-in there). ``errors`` maps a code cell's index (as text) to its
-    error, ``lines`` an index to the error's line."""
+    - A test that found a name missing ("the notebook defines no 'f'", "name 'f' is not
+      defined") gets the error of the failed cell that defines ``f`` (found by
+      :func:`grader.cells.defined_names`, which reads a cell that does not parse too):
+      "SyntaxError in the cell of exercise 5.2, line 4: ... (so 'f' is not defined)".
+    - A test that called a function no cell defines says the exercise's cell must define it
+      (was it renamed or deleted?).
+    - Any other failed test of an exercise one of whose cells failed (or a set-up cell) gets
+      that cell's error after its own reason, unless the error is the graded run's own doing
+      (a check cell calling autograd, which is a stand-in there).
+
+    ``errors`` maps a code cell's index (as text) to its error, ``lines`` an index to the
+    error's line."""
     try:
         failed = {int(k): str(v) for k, v in errors.items()}
     except (TypeError, ValueError):
-        return
+        failed = {}
     failed = {k: v for k, v in failed.items() if 0 <= k < len(submission.cells)}
-    if not failed:
-        return
     exercises, answers, cells = submission.exercises, submission.answers, submission.cells
 
     def note(k):
         return describe_failure(k, failed[k], lines.get(k), exercises, answers, cells[k])
-    definers = {}
-    for k in sorted(failed):
-        for name in defined_names(cells[k]):
-            definers.setdefault(name, k)
+    definers, defined = {}, set()
+    for k, source in enumerate(cells):
+        names = defined_names(source)
+        defined |= names
+        if k in failed:
+            for name in names:
+                definers.setdefault(name, k)
     for record in records:
         if record["outcome"] == "passed":
             continue
@@ -248,6 +254,12 @@ def explain_failed_cells(records, submission, errors, lines):
         name = missing_name(reason)
         if name in definers:
             record["reason"] = f"{note(definers[name])} (so {name!r} is not defined)"
+            continue
+        if name and "defines no" in reason and name not in defined \
+                and record["exercise"] in answers:
+            record["reason"] = (f"the notebook defines no {name!r}: the cell of exercise "
+                                f"{record['exercise']} must define it (was it renamed or "
+                                "deleted?)")
             continue
         own = [k for k in sorted(failed) if k < len(exercises)
                and exercises[k] in (record["exercise"], None)

@@ -299,3 +299,43 @@ def test_a_syntax_error_is_reported_with_its_line_in_the_exercise_it_breaks(hw05
 def test_the_autodiff_stand_in_of_a_graded_run_is_not_blamed_on_the_student(hw05):
     for e in hw05["json"]["park-min.ipynb"]["exercises"]:
         assert "AutodiffUnavailable" not in e["message"], e
+
+
+# ================================================================ units: graded messages
+def _records(*reasons, exercise="5.2"):
+    return [{"test": f"t{k}", "exercise": exercise, "outcome": "failed", "reason": r}
+            for k, r in enumerate(reasons)]
+
+
+def _submission(*sources):
+    from grader import notebooks
+    exercises, answers = cells.exercise_map(("code", s) for s in sources)
+    return notebooks.Submission("x.ipynb", CHAPTER, list(sources), exercises, answers)
+
+
+def test_a_renamed_function_is_named_in_its_exercise():
+    from grader.plugin import explain_failed_cells
+    records = _records("raised NameError: the notebook defines no 'f' (did its cell run?)")
+    explain_failed_cells(records, _submission("import numpy", "# Exercise 5.2: x\ndef g(): pass"),
+                         {}, {})
+    assert records[0]["reason"] == ("the notebook defines no 'f': the cell of exercise 5.2 must "
+                                    "define it (was it renamed or deleted?)")
+
+
+def test_a_failed_set_up_cell_is_added_to_a_wrong_answer():
+    from grader.plugin import explain_failed_cells
+    records = _records("wrong values")
+    explain_failed_cells(records, _submission("import numpy\nimport nope",
+                                              "# Exercise 5.2: x\ndef f(): pass"),
+                         {"0": "ModuleNotFoundError: No module named 'nope'"}, {0: 2})
+    assert records[0]["reason"] == ("wrong values; ModuleNotFoundError in the set-up cell "
+                                    "starting `import numpy`, line 2: No module named 'nope'")
+
+
+def test_a_failed_cell_of_another_exercise_is_not_blamed():
+    from grader.plugin import explain_failed_cells
+    records = _records("wrong values")
+    explain_failed_cells(records, _submission("import numpy", "# Exercise 5.1: x\n1/0",
+                                              "# Exercise 5.2: x\ndef f(): pass"),
+                         {"1": "ZeroDivisionError: division by zero"}, {1: 2})
+    assert records[0]["reason"] == "wrong values"

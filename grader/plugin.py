@@ -257,9 +257,9 @@ def explain_failed_cells(records, submission, errors, lines):
             continue
         if name and "defines no" in reason and name not in defined \
                 and record["exercise"] in answers:
-            record["reason"] = (f"the notebook defines no {name!r}: the cell of exercise "
-                                f"{record['exercise']} must define it (was it renamed or "
-                                "deleted?)")
+            record["reason"] = (f"NameError: the notebook defines no {name!r}: the cell "
+                                f"of exercise {record['exercise']} must define it (was it "
+                                "renamed or deleted?)")
             continue
         own = [k for k in sorted(failed) if k < len(exercises)
                and exercises[k] in (record["exercise"], None)

@@ -318,8 +318,8 @@ def test_a_renamed_function_is_named_in_its_exercise():
     records = _records("raised NameError: the notebook defines no 'f' (did its cell run?)")
     explain_failed_cells(records, _submission("import numpy", "# Exercise 5.2: x\ndef g(): pass"),
                          {}, {})
-    assert records[0]["reason"] == ("the notebook defines no 'f': the cell of exercise 5.2 must "
-                                    "define it (was it renamed or deleted?)")
+    assert records[0]["reason"] == ("NameError: the notebook defines no 'f': the cell of "
+                                    "exercise 5.2 must define it (was it renamed or deleted?)")
 
 
 def test_a_failed_set_up_cell_is_added_to_a_wrong_answer():

@@ -20,6 +20,7 @@ cannot be read or run (no such file, not a notebook, Jupyter missing, the kernel
 import argparse
 import asyncio
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -72,8 +73,8 @@ def run(path, timeout=DEFAULT_TIMEOUT):
     client = NotebookClient(nb, timeout=timeout, allow_errors=True, interrupt_on_timeout=True,
                             kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(Path(path).resolve().parent)}})
-    try:
-        client.execute()
+    try:        # the kernel's own log lines (not the notebook's output) would only confuse
+        client.execute(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except DeadKernelError as exc:
         raise CheckError(f"{path}: the kernel died while running the notebook ({exc}); a cell "
                          "used more memory than the machine has, or crashed Python")
@@ -128,11 +129,19 @@ def _failed_cells(nb):
     return failed
 
 
+def _error_text(output):
+    """"Type: message" of an error output; an interrupt is the self-check's time limit."""
+    if output.get("ename") == "KeyboardInterrupt":
+        return ("KeyboardInterrupt: it ran past the self-check's time limit (--timeout) and "
+                "was interrupted")
+    return f"{output.get('ename')}: {output.get('evalue')}"
+
+
 def failures(nb):
     """One line per code cell that failed: its error and line, and its exercise."""
     cells = _code_cells(nb)
     exercises, answers = exercise_map((c.cell_type, c.source) for c in nb.cells)
-    return [describe_failure(k, f"{output.get('ename')}: {output.get('evalue')}",
+    return [describe_failure(k, _error_text(output),
                              error_line(output.get("traceback")), exercises, answers,
                              cells[k].source)
             for k, output in _failed_cells(nb).items()]

@@ -109,3 +109,19 @@ def test_the_self_check_needs_nothing_from_tests_or_the_sandbox():
     cells = ast.parse((ROOT / "grader" / "cells.py").read_text())
     assert {a.name for n in ast.walk(cells) if isinstance(n, ast.Import)
             for a in n.names} <= {"ast", "re"}
+
+
+def test_a_cell_that_hangs_is_interrupted_and_the_rest_still_runs(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## Exercise 1.1: spin"),
+        nbformat.v4.new_code_cell("# Exercise 1.1: spin\nimport time\nwhile True:\n"
+                                  "    time.sleep(0.05)"),
+        nbformat.v4.new_code_cell("print('Exercise 1.2: passed')")])
+    nbformat.write(nb, tmp_path / "spin.ipynb")
+    proc = subprocess.run([sys.executable, "-m", "grader.selfcheck", "spin.ipynb", "--timeout",
+                           "3"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 1
+    assert "Exercise 1.1: no check ran" in proc.stdout and "Exercise 1.2: passed" in proc.stdout
+    assert ("KeyboardInterrupt in the cell of exercise 1.1, line 4: it ran past the "
+            "self-check's time limit") in proc.stdout

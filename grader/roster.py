@@ -18,9 +18,10 @@ Its columns, in any order, the header's case and spaces ignored:
     glob patterns (``*``, ``?``, ``[...]``; several, separated by ``|``) matched, ignoring
     case, against the file's path below the graded folder and against its file name alone.
 
-The student id is matched as a whole word too (``12345_lee-jun_05_composition.ipynb``). A
-browser's copy number (`` (1)``) is removed from a file name before matching, so it never
-matches an id. Other columns (an LMS export's e-mail, section, ...) are ignored.
+The student id is matched as a whole word too (``12345_lee-jun_05_composition.ipynb``) when
+it has at least :data:`MIN_ID_LENGTH` characters (an id ``5`` would match ``hw_5.ipynb``
+or a chapter's number: give such students a login). A browser's copy number (`` (1)``) is
+removed from a file name before matching, so it never matches an id. Other columns (an LMS export's e-mail, section, ...) are ignored.
 
 Matching a class folder against the roster:
 
@@ -51,6 +52,8 @@ __all__ = ["RosterError", "Student", "Roster", "load", "parse", "assign", "REQUI
 
 REQUIRED = ("student_id", "name")
 OPTIONAL = ("login", "pattern")
+#: a student id shorter than this is not looked for in file names (only its login, pattern)
+MIN_ID_LENGTH = 4
 #: the largest roster read (a class of thousands is far smaller)
 MAX_BYTES = 16 << 20
 #: a browser's number for a second download of a file: "lee-jun (1).ipynb"
@@ -89,7 +92,13 @@ class Roster:
 
     def __init__(self, students, source="roster"):
         self.students, self.source = list(students), str(source)
-        self._words = [(s, [_word(k) for k in (s.student_id, *s.logins)]) for s in self.students]
+        self._words = [(s, [_word(k) for k in (*self._id_key(s), *s.logins)])
+                       for s in self.students]
+
+    @staticmethod
+    def _id_key(student):
+        """The student id as a key, when it is long enough not to be a chapter's number."""
+        return (student.student_id,) if len(student.student_id) >= MIN_ID_LENGTH else ()
 
     def matches(self, relative):
         """The rows that match the file at ``relative`` (its path below the graded folder)."""

@@ -57,8 +57,14 @@ def test_a_pattern_matches_a_file_name():
 
 
 def test_a_browser_copy_number_never_matches_a_student_id():
-    r = _roster("student_id,name,login\n1,One,one\n2,Two,two\n")
-    assert [s.name for s in r.matches("two (1).ipynb")] == ["Two"]
+    r = _roster("student_id,name,login\n1234,One,one\n2,Two,two\n")
+    assert [s.name for s in r.matches("two (1234).ipynb")] == ["Two"]
+
+
+def test_a_short_student_id_is_not_looked_for_in_file_names():
+    r = _roster("student_id,name,login\n5,Five,five\n12345,Lee,lee-jun\n")
+    assert r.matches("lee-jun_hw_5.ipynb") == r.matches("12345_x.ipynb")
+    assert [s.name for s in r.matches("lee-jun_hw_5.ipynb")] == ["Lee"]
 
 
 def test_unmatched_ambiguous_and_resubmitted_files_are_named():

@@ -35,12 +35,15 @@ def _chapter_note(submission, chapter_option):
 
 def annotate(results, read, target, roster=None, chapter_option=None, templates=None):
     """``(results, missing)``: every result (a list, in order) with the keys of the module
-    docstring added, and the roster's students no file matched. ``read`` is ``{path:
+    docstring added, and the roster's students no file matched (none when ``target`` is one
+    notebook). ``read`` is ``{path:
     Submission}`` of every file that could be read, ``target`` the graded file or folder."""
     flags = duplicates.find_identical(list(read.values()), templates)
     relative = {r["notebook"]: relative_path(r["notebook"], target) for r in results}
     assigned, missing = rosters.assign(roster, list(relative.values())) if roster \
         else ({}, [])
+    if not Path(target).is_dir():       # one notebook graded: the others are not missing
+        missing = []
     out = []
     for r in results:
         student, notes = assigned.get(relative[r["notebook"]], (None, []))

@@ -345,3 +345,35 @@ def test_a_failed_cell_of_another_exercise_is_not_blamed():
                                               "# Exercise 5.2: x\ndef f(): pass"),
                          {"1": "ZeroDivisionError: division by zero"}, {1: 2})
     assert records[0]["reason"] == "wrong values"
+
+
+# ================================================================ units: results annotated
+def _class_folder(tmp_path):
+    from grader import notebooks
+    from grader.reports import result_for
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    for name in ("lee-jun.ipynb", "kim-ana.ipynb"):
+        nbformat.write(nb, tmp_path / name)
+    read = {tmp_path / n: notebooks.read(tmp_path / n) for n in ("lee-jun.ipynb", "kim-ana.ipynb")}
+    return [result_for(p, "x", []) for p in read], read
+
+
+def test_a_student_without_a_file_is_missing_only_when_a_folder_is_graded(tmp_path):
+    from grader import identity
+    results, read = _class_folder(tmp_path)
+    r = _roster("student_id,name,login\n12345,Lee Jun,lee-jun\n12346,Kim Ana,kim-ana\n"
+                "12347,Park Min,park-min\n")
+    out, missing = identity.annotate(results, read, tmp_path, r)
+    assert [s.student_id for s in missing] == ["12347"]
+    assert [o["student_id"] for o in out] == ["12345", "12346"]
+    _, missing = identity.annotate(results[:1], read, tmp_path / "lee-jun.ipynb", r)
+    assert missing == []
+
+
+def test_files_with_the_same_bytes_are_flagged_byte_identical_not_same_code(tmp_path):
+    from grader import identity
+    results, read = _class_folder(tmp_path)
+    out, _ = identity.annotate(results, read, tmp_path)
+    assert [o["identical_to"] for o in out] == [["kim-ana.ipynb"], ["lee-jun.ipynb"]]
+    assert [o["same_code_as"] for o in out] == [[], []]
+    assert [o["student_id"] for o in out] == [None, None]

@@ -6,10 +6,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: help venv book test test-unit test-grader test-site lab exercises grade bench bench-sweep clean
+.PHONY: help venv book student test test-unit test-grader test-site lab exercises grade bench bench-sweep clean
 
 help:
 	@echo "make book       build the site into _build/html"
+	@echo "make student    the student edition (no solutions): a copy of the repository in"
+	@echo "                _build/student/repo and its site in _build/student/html"
 	@echo "make test       run every test (unit, notebooks, grading, browser)"
 	@echo "make test-unit  minigrad and the repository's checks (no notebook kernels, no browser)"
 	@echo "make test-grader the grader on real, broken and hostile notebooks (in the sandbox)"
@@ -33,6 +35,18 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going --quiet
 	@echo "Open _build/html/index.html in a browser (or: $(PY) -m http.server -d _build/html)."
 
+# The student edition: the copy first (scripts/make_student.py), then its site, built from
+# the copy itself (which shows that the copy builds), moved out of it to _build/student/html.
+STUDENT := _build/student
+
+student: $(STAMP)
+	$(PY) scripts/make_student.py $(STUDENT)/repo
+	$(VENV)/bin/jupyter-book build $(STUDENT)/repo --warningiserror --nitpick --keep-going --quiet
+	rm -rf $(STUDENT)/html
+	mv $(STUDENT)/repo/_build/html $(STUDENT)/html
+	rm -rf $(STUDENT)/repo/_build
+	@echo "Student copy: $(STUDENT)/repo; its site: $(STUDENT)/html/index.html."
+
 # Order: the library, the grader, then the notebooks (nbval), then the site in a browser.
 test: test-unit test-grader test-site
 	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg book solutions
@@ -45,7 +59,7 @@ test-grader: $(STAMP)
 	bash scripts/ensure_bwrap.sh
 	$(PY) -m pytest tests/test_grader*.py tests/test_wrong_answers.py
 
-test-site: book
+test-site: book student
 	bash scripts/ensure_chromium.sh
 	$(PY) -m pytest tests/site
 

@@ -12,9 +12,10 @@ without opening any of them, and says which ones are skipped and why:
 
 :func:`read` gives each code cell its exercise (:func:`grader.cells.exercise_map`) and
 keeps the sha256 of the file (for :mod:`grader.duplicates`). It opens a file without
-blocking, checks again that it is a regular file of at most :data:`MAX_BYTES`, and turns anything that goes wrong while reading it (not UTF-8, not
-JSON, nested too deeply for the parser, a lone surrogate in a code cell, ...) into
-:class:`NotGradable` with a one-line reason: one file's error, never the run's.
+blocking, checks again that it is a regular file of at most :data:`MAX_BYTES`, and turns
+anything that goes wrong while reading it (not UTF-8, not JSON, nested too deeply for the
+parser, a lone surrogate in a code cell, ...) into :class:`NotGradable` with a one-line
+reason: one file's error, never the run's.
 """
 import dataclasses
 import hashlib

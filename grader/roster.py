@@ -21,7 +21,8 @@ Its columns, in any order, the header's case and spaces ignored:
 The student id is matched as a whole word too (``12345_lee-jun_05_composition.ipynb``) when
 it has at least :data:`MIN_ID_LENGTH` characters (an id ``5`` would match ``hw_5.ipynb``
 or a chapter's number: give such students a login). A browser's copy number (`` (1)``) is
-removed from a file name before matching, so it never matches an id. Other columns (an LMS export's e-mail, section, ...) are ignored.
+removed from a file name before matching, so it never matches an id. Other columns (an LMS
+export's e-mail, section, ...) are ignored.
 
 Matching a class folder against the roster:
 

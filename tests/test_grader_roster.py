@@ -72,7 +72,8 @@ def test_unmatched_ambiguous_and_resubmitted_files_are_named():
     paths = ["lee-jun.ipynb", "lee-jun (1).ipynb", "stranger.ipynb", "kim-ana_park.ipynb"]
     assigned, missing = roster.assign(r, paths)
     assert assigned["lee-jun.ipynb"][0].student_id == "1"
-    assert "one of 2 files of student 1 (also: lee-jun (1).ipynb)" in assigned["lee-jun.ipynb"][1][0]
+    [message] = assigned["lee-jun.ipynb"][1]
+    assert "one of 2 files of student 1 (also: lee-jun (1).ipynb)" in message
     assert assigned["stranger.ipynb"][0] is None
     assert "no row of the roster" in assigned["stranger.ipynb"][1][0]
     student, [message] = assigned["kim-ana_park.ipynb"]

@@ -94,7 +94,8 @@ def test_every_report_ends_by_saying_it_is_a_self_check(runs):
 
 def test_a_missing_notebook_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "grader.selfcheck", str(tmp_path / "no.ipynb")],
-                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                          capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 2 and "no.ipynb: no such file" in proc.stderr
 
 

@@ -378,3 +378,33 @@ def test_files_with_the_same_bytes_are_flagged_byte_identical_not_same_code(tmp_
     assert [o["identical_to"] for o in out] == [["kim-ana.ipynb"], ["lee-jun.ipynb"]]
     assert [o["same_code_as"] for o in out] == [[], []]
     assert [o["student_id"] for o in out] == [None, None]
+
+
+# ================================================================ units: --chapter
+def _chapter_folder(tmp_path):
+    from grader import notebooks
+    named = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    named.metadata["minigrad"] = {"notebook": "02_linear_algebra"}
+    nbformat.write(named, tmp_path / "named.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "homework.ipynb")
+    return notebooks.find(tmp_path)
+
+
+def test_the_chapter_option_names_a_notebook_without_metadata_but_never_overrides_it(tmp_path):
+    from grader import grading
+    known = {CHAPTER: ["test_05.py"], "02_linear_algebra": ["test_02.py"]}
+    results, todo = grading.read_all(_chapter_folder(tmp_path), known, CHAPTER)
+    assert [(Path(p).name, s.chapter) for p, s in todo] == [("homework.ipynb", CHAPTER)]
+    [error] = results.values()
+    assert "its metadata names the chapter '02_linear_algebra', not '05_composition'" in \
+        error["error"] and error["score"] is None
+
+
+def test_without_the_chapter_option_the_error_suggests_it(tmp_path):
+    from grader import grading
+    results, todo = grading.read_all(_chapter_folder(tmp_path), {"02_linear_algebra": ["t.py"]})
+    [(_, submission)] = todo
+    assert submission.chapter == "02_linear_algebra"
+    [error] = results.values()
+    assert "no graded tests for a notebook called 'homework'" in error["error"]
+    assert "name its chapter with --chapter" in error["error"]

@@ -69,7 +69,10 @@ def run(path, timeout=DEFAULT_TIMEOUT):
         raise CheckError(f"Jupyter's nbclient is not installed in this Python ({exc.name}): "
                          "pip install nbclient ipykernel")
     if sys.platform.startswith("win"):      # pyzmq needs the selector loop on Windows
-        asyncio.set_event_loop_policy(asyncio.WindowsSelectorEventLoopPolicy())
+        try:
+            asyncio.set_event_loop_policy(asyncio.WindowsSelectorEventLoopPolicy())
+        except AttributeError:              # a Python without event loop policies
+            pass
     client = NotebookClient(nb, timeout=timeout, allow_errors=True, interrupt_on_timeout=True,
                             kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(Path(path).resolve().parent)}})

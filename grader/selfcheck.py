@@ -1,7 +1,8 @@
 """A student's self-check of an exercise notebook: ``python -m grader.selfcheck NOTEBOOK``.
 
-It runs the notebook top to bottom in a Jupyter kernel of the Python it is started with (the
-student's own environment, on the student's own machine: no sandbox, no bubblewrap), the
+It runs the notebook top to bottom in Jupyter's ``python3`` kernel, which is the Python it is
+started with unless another ``python3`` kernel was registered by hand (the student's own
+environment, on the student's own machine: no sandbox, no bubblewrap), the
 notebook file left untouched, and reports per exercise what the notebook's own check cells
 said (``minigrad.check_exercise`` prints "Exercise 5.2: passed" or "Exercise 5.2: not right
 yet: ..."), then every cell that failed with its error and line ("SyntaxError in the cell of
@@ -58,7 +59,7 @@ def _read(path):
 
 
 def run(path, timeout=DEFAULT_TIMEOUT):
-    """The notebook at ``path`` after running every cell in a kernel of this Python (a cell
+    """The notebook at ``path`` after running every cell in the ``python3`` kernel (a cell
     that fails does not stop the others; one that runs past ``timeout`` seconds is
     interrupted). The file itself is not written."""
     nb = _read(path)

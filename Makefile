@@ -21,6 +21,7 @@ help:
 	@echo "make grade NB=path/to/notebook.ipynb|folder/ [JSON=out.json] [CSV=out.csv] [GRADE_OPTS=...]"
 	@echo "make bench      benchmark minigrad against numpy and autograd (and JAX, PyTorch if installed)"
 	@echo "make bench-sweep  the same, plus the growth sweeps in batch and width"
+	@echo "make gradescope  build _build/gradescope/autograder.zip for a Gradescope assignment"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -89,3 +90,8 @@ bench-sweep: $(STAMP)
 
 clean:
 	rm -rf _build
+
+# Gradescope's autograder: setup.sh, run_autograder and the grader (README, Grading on Gradescope).
+.PHONY: gradescope
+gradescope: $(STAMP)
+	$(PY) scripts/make_gradescope.py _build/gradescope/autograder.zip --options "$(GRADESCOPE_OPTS)"

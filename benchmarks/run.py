@@ -339,10 +339,13 @@ def time_group(cells, budget_s, min_rounds, max_rounds, progress=None, wall=None
     """
     keys = list(cells)
     calls, one = {}, {}
-    for k in keys:                                  # size the samples
-        t0 = time.perf_counter()
-        cells[k]()
-        one[k] = time.perf_counter() - t0
+    for k in keys:                                  # size the samples on a warm call: a first
+        for _ in range(2):                          # call runs on cold caches, often 2-3x slower,
+            t0 = time.perf_counter()                # and would leave a sample of a few calls
+            cells[k]()
+            one[k] = time.perf_counter() - t0
+            if one[k] >= SAMPLE_S:                  # a sample of one call anyway: no second
+                break
         calls[k] = int(np.clip(SAMPLE_S / max(one[k], 1e-9), 1, 1000))
     round_s = sum(one[k] * calls[k] for k in keys)
     rounds = int(np.clip(budget_s / max(round_s, 1e-9), min_rounds, max_rounds))

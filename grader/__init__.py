@@ -26,6 +26,10 @@ data (:mod:`grader.kernel`, :mod:`grader.codec`). The modules:
 - :mod:`grader.grading`: grading a class, each notebook in its own process, every failure
   kept to its notebook;
 - :mod:`grader.outputs`: the score table, the JSON and the CSV, safe whatever text they hold;
+- :mod:`grader.sections` and :mod:`grader.feedback`: the chapter section of each exercise, and
+  a self-contained HTML feedback page per learner (``--feedback DIR``);
+- :mod:`grader.gradescope`: Gradescope's ``run_autograder`` (``make gradescope``);
+- :mod:`grader.distributed`: grading on the workers of a dask.distributed pool (``--scheduler``);
 - :mod:`grader.cli`: ``python -m grader`` / ``scripts/grade.py`` / ``make grade``.
 """
 __all__ = []

@@ -35,6 +35,10 @@ without a file). The keys:
 An exercise's ``message`` names a failed cell it depends on, with its error and line
 (:func:`grader.plugin.explain_failed_cells`).
 
+``--feedback DIR`` writes one self-contained HTML page per notebook for its learner
+(:mod:`grader.feedback`). ``--scheduler tcp://host:8786`` grades on the workers of a
+dask.distributed pool instead of this machine (:mod:`grader.distributed`).
+
 The graded tests, ``grader`` and ``minigrad`` run from copies made before any notebook runs;
 if they changed during grading (only possible without the sandbox), every grade from then on
 is void (``VOID``) and the exit code is 3.
@@ -55,7 +59,8 @@ Exit codes:
      (bwrap) and no --no-sandbox, a bad option, a --roster that cannot be used (the
      row and column are named), an unknown --chapter; nothing is graded or written
   3  the grader's copies were modified during grading: grades from then on are VOID
-  4  an output (--json or --csv) could not be written; the others were
+  4  an output (--json or --csv) could not be written; the others were (likewise
+     a --feedback page)
   130  interrupted (Ctrl-C, SIGTERM): the grades so far are written, the other
      notebooks are marked not graded
 """
@@ -67,7 +72,7 @@ import sys
 import threading
 from pathlib import Path
 
-from grader import grading, identity, notebooks, outputs, sandbox
+from grader import distributed, feedback, grading, identity, notebooks, outputs, sandbox
 from grader import roster as rosters
 from grader.duplicates import template_keys
 from grader.grading import REPO, chapters, describe
@@ -169,9 +174,14 @@ def parse_args(argv=None):
     parser.add_argument("--chapter", metavar="NAME",
                         help="the chapter (e.g. 05_composition) of notebooks whose metadata "
                              "names none, whatever their file name")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="grade on the workers of this dask.distributed scheduler "
+                             "(tcp://host:8786) instead of this machine's cores")
+    feedback.add_options(parser.add_argument)
     add_limit_options(parser.add_argument)
     args = parser.parse_args(argv)
     args.limits = limits_from(lambda dest: getattr(args, dest))
+    feedback.resolve_options(parser, args)
     return args
 
 
@@ -183,7 +193,7 @@ def main(argv=None):
     if not target.exists():
         _say(f"grade: {printable(target)}: no such file or folder", sys.stderr)
         return EXIT_USAGE
-    if not args.no_sandbox:
+    if not args.no_sandbox and not args.scheduler:     # with a pool, each worker checks its own
         try:
             sandbox.check()
         except sandbox.SandboxUnavailable as exc:
@@ -209,7 +219,8 @@ def main(argv=None):
     read = {}
     results, todo = grading.read_all(found, known, args.chapter, read)
     with _sigterm_as_interrupt():
-        graded, void, interrupted = grading.grade_all(todo, known, args)
+        graded, void, interrupted = (distributed if args.scheduler else grading).grade_all(
+            todo, known, args)
     results.update(graded)
     ordered, missing = [results[f.path] for f in found], []
     try:
@@ -220,6 +231,7 @@ def main(argv=None):
              f"({describe(exc)}); the grades are written without that", sys.stderr)
     ordered = [reportable(r) for r in ordered]
     written = write_outputs(ordered, args, single=not target.is_dir(), missing=missing)
+    written = feedback.write_for_cli(ordered, args, lambda t: _say(t, sys.stderr)) and written
     show(ordered, len(found))
     if missing:
         _say(f"grade: {len(missing)} students of the roster have no file: " + printable(

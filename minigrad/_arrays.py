@@ -7,7 +7,7 @@ __all__ = ["Cached", "diagonal", "flatten", "unflatten"]
 
 def flatten(arrays):
     """The arrays flattened row-major, one after another: (sum of sizes,)."""
-    return np.concatenate([np.ravel(a) for a in arrays]) if arrays else np.zeros(0)
+    return np.concatenate(arrays, axis=None) if len(arrays) else np.zeros(0)
 
 
 def unflatten(v, like):

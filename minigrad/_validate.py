@@ -97,17 +97,16 @@ def generator(seed, who, name="rng"):
 
 
 def _fits(value, want, who):
-    """Whether value is what ``want`` describes (see ``returned``)."""
+    """Whether value is what ``want`` describes (see ``returned``); the commonest first."""
+    if want.__class__ is tuple:
+        return isinstance(value, np.ndarray) and value.shape == want
+    if want == "params":                             # exact arrays, shaped like the parameters
+        return isinstance(value, (list, tuple)) and [P.shape for P in who.parameters()] == \
+            [v.shape if v.__class__ is np.ndarray else None for v in value]
     if isinstance(want, set):
         return value is None or _fits(value, (want - {None}).pop(), who)
-    if isinstance(want, list):
-        return isinstance(value, tuple) and len(value) == len(want) and \
-            all(_fits(v, w, who) for v, w in zip(value, want))
-    if want == "params":
-        params = who.parameters()
-        return isinstance(value, (list, tuple)) and len(value) == len(params) and \
-            all(v.__class__ is np.ndarray and v.shape == P.shape for v, P in zip(value, params))
-    return isinstance(value, np.ndarray) and value.shape == want
+    return isinstance(value, tuple) and len(value) == len(want) and \
+        all([_fits(v, w, who) for v, w in zip(value, want)])
 
 
 def _text(want, who):

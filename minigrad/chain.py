@@ -3,13 +3,10 @@ and ``Sequential`` both call it; it calls only the leaves' protocol methods and
 checks each value a leaf returns where it is used. n parameters in module order;
 a leaf maps x (B, m) to z (B, o) with p parameters; A: k rows per sample (B, k, o).
 """
-import functools
-import inspect
-
 import numpy as np
 
 from ._validate import returned
-from .module import compose, flatten
+from .module import _takes, compose, flatten
 
 __all__ = ["split_params", "push", "pull_input", "gradient", "pull_params",
            "hessian_blocks", "hessian_vp"]
@@ -57,11 +54,6 @@ def gradient(leaves, G):
     return grads
 
 
-@functools.lru_cache(maxsize=None)
-def _takes_out(cls):                                # vjp_params_many(A, out=): no copy
-    return "out" in inspect.signature(cls.vjp_params_many).parameters
-
-
 def pull_params(leaves, A, out=None):
     """Rows A (B, k, o) pulled back through the whole chain to the parameters,
     A J per sample: (B, k, n), written into ``out`` when given. With A the
@@ -72,8 +64,8 @@ def pull_params(leaves, A, out=None):
     for i in range(len(leaves) - 1, -1, -1):
         mod, p = leaves[i], sizes[i]
         if p:
-            view = out[:, :, end - p:end]
-            got = returned(mod, "vjp_params_many", (B, k, p), A, *[view] * _takes_out(type(mod)))
+            view, write = out[:, :, end - p:end], _takes(type(mod), "vjp_params_many", "out")
+            got = returned(mod, "vjp_params_many", (B, k, p), A, *[view][:write])    # in place: out=
             if got is not view:
                 view[...] = got
             end -= p
@@ -137,10 +129,10 @@ def hessian_vp(leaves, G, loss_hvp, dX, dparams, need_input=False):
     parts = []
     for k in range(len(leaves) - 1, -1, -1):
         mod, first = leaves[k], k == 0 and not need_input
-        dg = returned(mod, "vjp_params", "params", dG)
+        dg = returned(mod, "vjp_params", "params", dG) if mod.params else []
         dGX = None if first else returned(mod, "vjp_input", mod.input.shape, dG)
-        if G is not None:
-            sx, sg = mod._cvp(G, tangents[k], dparams[k])
+        if G is not None:                           # the first leaf's input part is not needed
+            sx, sg = mod._cvp(G, tangents[k], dparams[k], inputs=not first)
             dg = [a + s for a, s in zip(dg, sg)]
             if not first:
                 dGX = dGX + sx

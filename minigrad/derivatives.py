@@ -7,6 +7,8 @@ through ``minigrad.chain``; a NaN or an infinity in a result is reported, never
 returned. A dense result and its intermediates stay within DENSE_LIMIT_BYTES
 (in chunks of the batch when that is enough, else a refusal).
 """
+import math
+
 import numpy as np
 
 from ._validate import as_vector, finite_result
@@ -45,7 +47,7 @@ def dense_chunk(shape, who, per_sample=0, B=1, fixed=0):
     """How many of the B samples to take at a time so that a float64 result of this shape,
     ``fixed`` floats of intermediates and ``per_sample`` more per sample fit in
     DENSE_LIMIT_BYTES (B when all do); else a ValueError naming sizes and the way out."""
-    result, one = 8.0 * np.prod(shape, dtype=np.float64), 8.0 * (per_sample + fixed)
+    result, one = 8.0 * math.prod(map(float, shape)), 8.0 * (per_sample + fixed)
     if result + one <= DENSE_LIMIT_BYTES:
         return int(min(B, (DENSE_LIMIT_BYTES - result - 8.0 * fixed) // (8.0 * per_sample or 1)))
     raise ValueError(
@@ -173,7 +175,7 @@ def gauss_newton(model, loss, X, T):
 
 def _product(model, loss, X, T, v, who, residual):
     leaves = model_and_loss(model, loss, who, X, T)
-    params = model.parameters()
+    params = [P for mod in leaves for P in mod.parameters()]
     v = as_vector(v, sum(P.size for P in params), who)
     G = loss.backward() if residual else None
     Hv = hessian_vp(leaves, G, loss.hvp, None, unflatten(v, params))[1]

@@ -38,13 +38,8 @@ class Linear(Module):
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features})"
 
-    @property
-    def W(self):
-        return self.params["W"]
-
-    @property
-    def b(self):
-        return self.params["b"]
+    W = property(lambda self: self.params["W"], doc="The weights (o, m): params['W'].")
+    b = property(lambda self: self.params["b"], doc="The bias (o,): params['b'].")
 
     def forward(self, X):
         return X @ self.W.T + self.b
@@ -72,7 +67,7 @@ class Linear(Module):
         return G @ self.W
 
     def vjp_params(self, G):
-        return [G.T @ self.input, G.sum(axis=0)]
+        return [G.T @ self.input, np.ones(len(G)) @ G]
 
     # ------------------------------------------------- batched products
     def vjp_input_many(self, A):
@@ -140,8 +135,8 @@ class Linear(Module):
     def curvature_pp(self, G):
         return None
 
-    def curvature_vp(self, G, dX=None, dparams=None):
-        # C (dx, dtheta) = (G dW per sample, [G^T dX, 0])
-        sx = np.zeros(self.input.shape) if dparams is None else G @ dparams[0]
+    def curvature_vp(self, G, dX=None, dparams=None, inputs=True):
+        # C (dx, dtheta) = (G dW per sample, [G^T dX, 0]); G dW only when asked (inputs)
+        sx = None if not inputs else np.zeros(self.input.shape) if dparams is None else G @ dparams[0]
         sW = np.zeros(self.W.shape) if dX is None else G.T @ dX
         return sx, [sW, np.zeros(self.b.shape)]

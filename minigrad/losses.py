@@ -7,7 +7,7 @@ import numpy as np
 
 from ._arrays import Cached, diagonal
 from ._validate import _as_array, as_batch, finite_result, returned
-from .activations import logsumexp
+from .activations import shifted_exp, softmax
 
 __all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropy", "NLLLoss"]
 
@@ -47,11 +47,10 @@ class Loss(Cached):
         """T as float rows (B, o): class indices (B,) are one-hot encoded when
         ``accepts_labels``; with one output, values (B,) become a column."""
         T = _as_array(T, self, "targets")
-        rows = f"({B}, {o}) (rows)"
         if T.ndim == 1 and self.accepts_labels:
             if T.shape != (B,):
                 raise ValueError(f"{self!r}: expected targets of shape ({B},) (class indices) "
-                                 f"or {rows}, got shape {T.shape}")
+                                 f"or ({B}, {o}) (rows), got shape {T.shape}")
             if T.dtype.kind == "f" and not np.all(np.isfinite(T) & (T == np.round(T))):
                 raise ValueError(f"{self!r}: class indices must be integers, got {T[:5]}...")
             if T.min() < 0 or T.max() >= o:                   # before any cast: 1e20 stays 1e20
@@ -65,7 +64,7 @@ class Loss(Cached):
             T = T[:, None]
         if T.shape != (B, o):
             labels = f"({B},) (class indices) or " if self.accepts_labels else ""
-            raise ValueError(f"{self!r}: expected targets of shape {labels}{rows}, "
+            raise ValueError(f"{self!r}: expected targets of shape {labels}({B}, {o}) (rows), "
                              f"got shape {T.shape}")
         return finite_result(T.astype(np.float64), self, "targets")
 
@@ -139,14 +138,13 @@ class SoftmaxCrossEntropy(Loss):
     """
     accepts_labels = True
 
-    def _lse(self, Y):
-        return self.cached("lse", lambda: logsumexp(Y)) if Y is self.Y else logsumexp(Y)
+    def _exp(self, Y):
+        """(zmax, E, s) of ``shifted_exp``, once per call at the kept output."""
+        return self.cached("exp", lambda: shifted_exp(Y)) if Y is self.Y else shifted_exp(Y)
 
     def _p(self, Y):
-        """p = softmax(z) per row: (B, o), from the cached log-sum-exp."""
-        if Y is not self.Y:
-            return np.exp(Y - logsumexp(Y)[:, None])
-        return self.cached("p", lambda: np.exp(Y - self._lse(Y)[:, None]))
+        """p = softmax(z) = E / s per row: (B, o), from the same exp as the log-sum-exp."""
+        return self.cached("p", lambda: np.divide(*self._exp(Y)[1:])) if Y is self.Y else softmax(Y)
 
     def at(self, Y, T):
         Y, rows = super().at(Y, T)
@@ -158,7 +156,8 @@ class SoftmaxCrossEntropy(Loss):
         return self._sum if T is self.T else T.sum(axis=1, keepdims=True)
 
     def value_per_sample(self, Y, T):
-        return np.ravel(self._s(T)) * self._lse(Y) - np.sum(T * Y, axis=1)
+        zmax, _, s = self._exp(Y)                          # lse(z) = zmax + log s
+        return np.ravel(self._s(T)) * (zmax + np.log(s))[:, 0] - np.sum(T * Y, axis=1)
 
     def grad_per_sample(self, Y, T):
         return self._s(T) * self._p(Y) - T
@@ -169,7 +168,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def hvp_per_sample(self, Y, T, dY):
         P = self._p(Y)
-        return self._s(T) * P * (dY - np.sum(P * dY, axis=1, keepdims=True))
+        return self._s(T) * P * (dY - (P * dY) @ np.ones((P.shape[1], 1)))
 
 
 class NLLLoss(Loss):

@@ -1,5 +1,8 @@
 """The module protocol (``Module``: the methods a learner writes come first) and the
 composition step every second derivative takes (``compose``)."""
+import functools
+import inspect
+
 import numpy as np
 
 from ._arrays import Cached, flatten, unflatten
@@ -23,8 +26,8 @@ class Module(Cached):
         second order        curvature_vp(G, dX, dparams) -> ((B, m), [per parameter]),
                             or curvature_xx(G) (B, m, m), curvature_xp(G) (B, m, p)
                             and curvature_pp(G) (p, p), None for a zero block
-        for speed           vjp_input, vjp_params and the batched products
-                            (vjp_params_many may take out=, to write in place)
+        for speed           vjp_input, vjp_params, the batched products; vjp_params_many may take
+                            out= (write in place), curvature_vp inputs=False (input part None)
 
     Everything else, and every derivative of a whole model, follows from those; a
     value a method returns is checked where the chain rule uses it (shape, named
@@ -200,14 +203,11 @@ class Module(Cached):
         """The parameter arrays, in flattening order."""
         return list(self.params.values())
 
-    @property
-    def num_params(self):
-        """p, the number of scalar parameters."""
-        return sum(P.size for P in self.parameters())
+    num_params = property(lambda self: sum([P.size for P in self.parameters()]),
+                          doc="p, the number of scalar parameters.")
 
     def zero_grad(self):
-        for name, P in self.params.items():
-            self.grads[name] = np.zeros_like(P)
+        self.grads.update({name: np.zeros_like(P) for name, P in self.params.items()})
 
     def _need(self, method, *given):
         """NotImplementedError naming the methods to write for ``method``, unless the
@@ -224,9 +224,12 @@ class Module(Cached):
         """param_jacobian(), checked: (B, o, p)."""
         return returned(self, "param_jacobian", self.output.shape + (self.num_params,))
 
-    def _cvp(self, G, dX, dparams):
-        """curvature_vp(G, dX, dparams), checked: ((B, m), one array per parameter)."""
-        return returned(self, "curvature_vp", [self.input.shape, "params"], G, dX, dparams)
+    def _cvp(self, G, dX, dparams, inputs=True):
+        """curvature_vp, checked: ((B, m), one array per parameter); the first may be None if
+        not inputs (the method takes that keyword)."""
+        if inputs or not _takes(type(self), "curvature_vp", "inputs"):
+            return returned(self, "curvature_vp", [self.input.shape, "params"], G, dX, dparams)
+        return returned(self, "curvature_vp", [{self.input.shape, None}, "params"], G, dX, dparams, False)
 
     def _columns(self, apply, count):
         """Stack apply(e_q) for the unit vectors e_q, q < count, as the last axis."""
@@ -242,6 +245,11 @@ class Module(Cached):
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+@functools.lru_cache(maxsize=None)
+def _takes(cls, method, keyword):            # an optional keyword of the protocol: out=, inputs=
+    return keyword in inspect.signature(getattr(cls, method)).parameters
 
 
 def compose(mod, G, H):

@@ -89,16 +89,13 @@ class Sequential(Module):
     def forward(self, X):
         return self._checked_output(self._run(X))
 
-    @property
-    def params(self):
-        """The leaves' parameters (the same arrays), named "<index>.<name>"."""
-        return {f"{k}.{name}": P for k, mod in enumerate(self.modules)
-                for name, P in mod.params.items()}
+    params = property(lambda self: self._named("params"), doc="The leaves' parameters (the same "
+                      "arrays), named '<index>.<name>'.")
+    grads = property(lambda self: self._named("grads"), doc="The leaves' gradients, named so.")
 
-    @property
-    def grads(self):
-        return {f"{k}.{name}": g for k, mod in enumerate(self.modules)
-                for name, g in mod.grads.items()}
+    def _named(self, attr):                          # the leaves' params or grads, one dict
+        return {f"{k}.{name}": P for k, mod in enumerate(self.modules)
+                for name, P in getattr(mod, attr).items()}
 
     def zero_grad(self):
         for mod in self.modules:
@@ -116,11 +113,10 @@ class Sequential(Module):
     def vjp_input(self, G):
         return pull_input(self.modules, G)
 
+    vjp_input_many = vjp_input                       # A (B, k, o) -> (B, k, m), the same pull
+
     def vjp_params(self, G):
         return gradient(self.modules, G)
-
-    def vjp_input_many(self, A):
-        return pull_input(self.modules, A)
 
     def vjp_params_many(self, A, out=None):
         return pull_params(self.modules, A, out)

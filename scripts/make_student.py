@@ -148,11 +148,14 @@ def student_requirements(text):
 
 
 def student_config(text, full_repo, student_repo):
-    """``_config.yml`` text with ``repository:`` set to ``student_repo`` and the
-    ``student_edition:`` block removed (comments kept)."""
+    """``_config.yml`` text with ``repository:`` set to ``student_repo``, and the
+    ``student_edition:`` block and ``html: baseurl:`` (the full site's address) removed
+    (other comments kept)."""
     (full_url, full_branch), (url, branch) = full_repo, student_repo
     # the student_edition: block, with the comment lines right above it
     text = re.sub(r"(?m)^(?:#.*\n)*student_edition:\n(?:[ \t]+.*\n)*\n?", "", text)
+    # html.baseurl is the full site's address: every page would name it as its canonical URL
+    text = re.sub(r"(?m)^(?:[ \t]+#.*\n)*[ \t]+baseurl:.*\n", "", text)
     block = re.search(r"(?ms)^repository:\n(?:[ \t]+.*\n)*", text)
     if not block or f"url: {full_url}" not in block.group(0):
         raise StudentEditionError("_config.yml: no 'repository:' block with 'url:' to rewrite")

@@ -92,6 +92,18 @@ def test_ratios_pair_round_by_round():
     assert run.verdict(st, "<=", 1.35) == "met"
 
 
+def test_samples_are_sized_on_a_warm_call():
+    import time
+    made = []
+
+    def cold_then_quick():                          # the first call 5 ms (cold), then at once
+        made.append(1)
+        if len(made) == 1:
+            time.sleep(0.005)
+    samples = run.time_group({"cell": cold_then_quick}, 0.0, 1, 1)
+    assert len(samples["cell"]) == 1 and len(made) > 100    # sized on the first: 2 calls a sample
+
+
 def test_targets_use_the_paired_spread():
     entry = {"cells": {"gradient": {"minigrad": {"samples": [1.3, 1.4, 1.5, 1.3]},
                                     "numpy": {"samples": [1.0, 1.0, 1.0, 1.0]}}}}

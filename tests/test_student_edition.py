@@ -163,3 +163,10 @@ def test_the_copys_config_has_no_student_edition_block(copy):
     config = yaml.safe_load((copy / "_config.yml").read_text())
     assert "student_edition" not in config
     assert config["launch_buttons"] and config["repository"]["url"].endswith("-student")
+
+
+def test_the_copys_site_does_not_name_the_full_site_as_canonical(copy):
+    full = yaml.safe_load((ROOT / "_config.yml").read_text())["html"]
+    config = yaml.safe_load((copy / "_config.yml").read_text())
+    assert full.get("baseurl"), "the full edition's _config.yml names its site (html.baseurl)"
+    assert "baseurl" not in config["html"] and config["html"]["use_repository_button"]

@@ -10,6 +10,15 @@ from gradetools import NoAutodiff, WrongAnswer, expect, once, raises_value_error
 
 NOTEBOOK = "02_linear_algebra"
 
+#: the section of book/02_linear_algebra.ipynb each exercise practises, as its heading reads there
+#: (the feedback pages link to it; tests/test_grader_feedback.py checks it exists)
+SECTIONS = {
+    "2.1": "Frobenius inner product",
+    "2.2": "Outer product",
+    "2.3": "The Kronecker product",
+    "2.4": "Matrix and tensor products",
+}
+
 
 # ---------------------------------------------------------------- no automatic differentiation
 @pytest.fixture(scope="module")

@@ -15,6 +15,15 @@ from gradetools import NoAutodiff, WrongAnswer, expect, once, raises_value_error
 
 NOTEBOOK = "03_jacobian"
 
+#: the section of book/03_jacobian.ipynb each exercise practises, as its heading reads there
+#: (the feedback pages link to it; tests/test_grader_feedback.py checks it exists)
+SECTIONS = {
+    "3.1": "The linear layer",
+    "3.2": "Adding an activation",
+    "3.3": "Adding an activation",
+    "3.4": "Two Jacobians of a module",
+}
+
 
 # ---------------------------------------------------------------- no automatic differentiation
 @pytest.fixture(scope="module")

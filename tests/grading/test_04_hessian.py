@@ -13,6 +13,17 @@ from gradetools import NoAutodiff, WrongAnswer, expect, raises_value_error
 
 NOTEBOOK = "04_hessian"
 
+#: the section of book/04_hessian.ipynb each exercise practises, as its heading reads there
+#: (the feedback pages link to it; tests/test_grader_feedback.py checks it exists)
+SECTIONS = {
+    "4.1": "The linear layer: zero blocks and one that is not",
+    "4.2": "Softmax: a full tensor",
+    "4.3": "A vector function: a 3-D tensor",
+    "4.4": "Hessian-vector products",
+    "4.5": "Elementwise activations: a diagonal tensor",
+    "4.6": "The linear layer: zero blocks and one that is not",
+}
+
 
 # ---------------------------------------------------------------- no automatic differentiation
 @pytest.fixture(scope="module")

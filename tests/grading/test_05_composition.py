@@ -16,6 +16,16 @@ from gradetools import NoAutodiff, WrongAnswer, expect, expect_choices, raises_v
 
 NOTEBOOK = "05_composition"
 
+#: the section of book/05_composition.ipynb each exercise practises, as its heading reads there
+#: (the feedback pages link to it; tests/test_grader_feedback.py checks it exists)
+SECTIONS = {
+    "5.1": "The Hessian of a composition",
+    "5.2": "The Gauss-Newton matrix",
+    "5.3": "The same formula, one module at a time: `backward_second`",
+    "5.4": "The blocks between layers: the same recursion on a joint variable",
+    "5.5": "The Gauss-Newton matrix",
+}
+
 
 # ---------------------------------------------------------------- no automatic differentiation
 @pytest.fixture(scope="module")

@@ -13,6 +13,16 @@ from gradetools import NoAutodiff, WrongAnswer, expect, expect_choices, raises_v
 
 NOTEBOOK = "06_matching_losses"
 
+#: the section of book/06_matching_losses.ipynb each exercise practises, as its heading reads there
+#: (the feedback pages link to it; tests/test_grader_feedback.py checks it exists)
+SECTIONS = {
+    "6.1": "The softmax Jacobian",
+    "6.2": "Why the pairs are called matching",
+    "6.3": "At the output, Gauss-Newton equals the Hessian",
+    "6.4": "Why the pairs are called matching",
+    "6.5": "The Hessian does not depend on the target",
+}
+
 
 # ---------------------------------------------------------------- no automatic differentiation
 @pytest.fixture(scope="module")

@@ -13,6 +13,16 @@ from gradetools import NoAutodiff, WrongAnswer, expect, expect_choice, raises_va
 
 NOTEBOOK = "07_batch_backprop"
 
+#: the section of book/07_batch_backprop.ipynb each exercise practises, as its heading reads there
+#: (the feedback pages link to it; tests/test_grader_feedback.py checks it exists)
+SECTIONS = {
+    "7.1": "Backprop in matrix form, with differentials",
+    "7.2": "Backprop in matrix form, with differentials",
+    "7.3": "Per-sample gradients",
+    "7.4": r"Is $\partial \bar{\mathcal{L}} / \partial Z$ a Jacobian?",
+    "7.5": "What the full batch Jacobian would cost",
+}
+
 
 @pytest.fixture(scope="module")
 def nb(nb):

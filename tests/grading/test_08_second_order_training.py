@@ -11,6 +11,16 @@ from gradetools import WrongAnswer, expect, expect_choices, raises_value_error
 
 NOTEBOOK = "08_second_order_training"
 
+#: the section of book/08_second_order_training.ipynb each exercise practises, as its heading reads there
+#: (the feedback pages link to it; tests/test_grader_feedback.py checks it exists)
+SECTIONS = {
+    "8.1": "Hessian-free, as Martens runs it",
+    "8.2": "Newton, Gauss-Newton and damping",
+    "8.3": "Hessian-free, as Martens runs it",
+    "8.4": "The mini-batch race",
+    "8.5": "Newton, Gauss-Newton and damping",
+}
+
 
 def spd(n, seed, low=0.1):
     r = np.random.default_rng(seed)

@@ -11,6 +11,16 @@ from gradetools import WrongAnswer, expect, expect_choices, once, raises_value_e
 
 NOTEBOOK = "09_curvature_at_scale"
 
+#: the section of book/09_curvature_at_scale.ipynb each exercise practises, as its heading reads there
+#: (the feedback pages link to it; tests/test_grader_feedback.py checks it exists)
+SECTIONS = {
+    "9.1": "Fisher, Gauss-Newton and the empirical Fisher",
+    "9.2": "Curvature as a linear operator",
+    "9.3": "K-FAC: one Kronecker product per layer",
+    "9.4": "K-FAC: one Kronecker product per layer",
+    "9.5": "Fisher, Gauss-Newton and the empirical Fisher",
+}
+
 #: the Frobenius distance of 9.3 is a difference of sums of squares: relative accuracy
 ERROR_RTOL = 1e-6
 

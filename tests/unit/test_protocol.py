@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from minigrad._validate import ShapeError
 from minigrad.module import flatten
 
 TOL = 1e-10
@@ -385,3 +386,34 @@ def test_a_new_elementwise_gives_every_public_derivative():
                       (mg.hvp(net, loss, X, T, v), H @ v), (mg.ggn_vp(net, loss, X, T, v), GN @ v),
                       (mg.per_sample_grads(net, loss, X, T).mean(axis=0), autograd.grad(L)(w))]:
         np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
+
+
+def test_only_a_curvature_vp_that_takes_inputs_is_spared_the_first_leafs_input_part():
+    asked = []
+
+    class Told(mg.Linear):                            # takes the keyword: told when it is not needed
+        def curvature_vp(self, G, dX=None, dparams=None, inputs=True):
+            asked.append(inputs)
+            return super().curvature_vp(G, dX, dparams, inputs)
+
+    class Plain(mg.Linear):                           # a learner's signature: always the whole product
+        def curvature_vp(self, G, dX=None, dparams=None):
+            asked.append("plain")
+            return super().curvature_vp(G, dX, dparams)
+
+    def net(first):
+        return mg.Sequential(first(3, 4, rng=0), mg.Tanh(), mg.Linear(4, 2, rng=1))
+    T, v = np.array([0, 1, 1, 0]), np.random.default_rng(6).standard_normal(26)
+    want = mg.hvp(net(mg.Linear), mg.SoftmaxCrossEntropy(), X, T, v)
+    np.testing.assert_array_equal(mg.hvp(net(Told), mg.SoftmaxCrossEntropy(), X, T, v), want)
+    np.testing.assert_array_equal(mg.hvp(net(Plain), mg.SoftmaxCrossEntropy(), X, T, v), want)
+    assert asked == [False, "plain"]
+
+
+def test_a_wrong_input_part_is_caught_even_where_none_was_asked_for():
+    class Wrong(mg.Linear):
+        def curvature_vp(self, G, dX=None, dparams=None, inputs=True):
+            return np.zeros((1, 1)), super().curvature_vp(G, dX, dparams)[1]
+    model = mg.Sequential(Wrong(3, 4, rng=0), mg.Tanh(), mg.Linear(4, 2, rng=1))
+    with pytest.raises(ShapeError, match=r"curvature_vp returned tuple\[shape \(1, 1\)"):
+        mg.hvp(model, mg.SoftmaxCrossEntropy(), X, np.array([0, 1, 1, 0]), np.ones(26))

@@ -17,6 +17,11 @@ data (:mod:`grader.kernel`, :mod:`grader.codec`). The modules:
 - :mod:`grader.gradetools`: comparisons shared by the graded tests;
 - :mod:`grader.notebooks`: finding submitted notebooks (special files and links out of the
   folder skipped) and reading each one once;
+- :mod:`grader.cells`: which exercise each cell belongs to, and a failed cell in words;
+- :mod:`grader.roster`: the class roster (``--roster``) and which student a file is;
+- :mod:`grader.duplicates`: byte-identical submissions and submissions with the same code;
+- :mod:`grader.identity`: the roster's student, the notes and the flags added to results;
+- :mod:`grader.selfcheck`: a student's self-check without the graded tests or a sandbox;
 - :mod:`grader.reports`: a grading process's report, checked, and the scores it gives;
 - :mod:`grader.grading`: grading a class, each notebook in its own process, every failure
   kept to its notebook;

@@ -3,12 +3,14 @@
 Usage::
 
     python -m grader PATH [--json OUT] [--csv OUT] [--jobs N] [--no-sandbox | --kernel-user]
-                     [limits]
+                     [--roster CSV] [--chapter NAME] [limits]
 
 (also ``scripts/grade.py`` and ``make grade NB=PATH``). PATH is one notebook or a folder
 (every ``*.ipynb`` under it, recursively, except in ``.ipynb_checkpoints``). A notebook's
-chapter is ``metadata["minigrad"]["notebook"]``, else its file name; the test modules whose
-``NOTEBOOK`` is that chapter grade it.
+chapter is ``metadata["minigrad"]["notebook"]``, else ``--chapter NAME``, else its file
+name; the test modules whose ``NOTEBOOK`` is that chapter grade it (a notebook whose
+metadata names another chapter than ``--chapter`` is an error). ``--roster CSV`` matches
+each file to a student (columns student_id, name, login, pattern: :mod:`grader.roster`).
 
 Each notebook is read once and graded by its own ``pytest`` process (several at once with
 ``--jobs``), its kernel in its own sandbox under the limits below (:mod:`grader.grading`).
@@ -16,10 +18,26 @@ Each notebook is read once and graded by its own ``pytest`` process (several at 
 Scores: an exercise's points are the ``points`` of its ``exercise`` marker; it earns them in
 proportion to the tests it passes. The table on stdout shows every exercise; ``--json``
 writes ``{"notebook", "chapter", "score", "max_score", "exercises": [{"id", "points",
-"max_points", "passed", "message"}]}`` (a list of them for a folder) and ``--csv`` one row
-per notebook with one column per exercise; ``--feedback DIR`` one self-contained HTML page
-per notebook for its learner (:mod:`grader.feedback`). ``--scheduler tcp://host:8786`` grades
-on the workers of a dask.distributed pool instead of this machine (:mod:`grader.distributed`).
+"max_points", "passed", "message"}], "status", "student_id", "student_name", "messages",
+"identical_to", "same_code_as"}`` (a list of them for a folder) and ``--csv`` one row per
+notebook: student_id, student_name, notebook, chapter, status, score, max_score, one column
+per exercise, flags, messages, error (and a row of status ``missing`` per roster student
+without a file). The keys:
+
+- ``status``: "graded", or "error" with ``error`` (one line): then ``score`` and
+  ``max_score`` are None (empty in the CSV): an error never reads as 0 of 0;
+- ``student_id``, ``student_name``: the one roster row matching the file, else None;
+- ``messages``: the roster's notes (no row matches, several rows match, one of several
+  files of a student) and where the chapter came from when the metadata names none;
+- ``identical_to``, ``same_code_as``: the other files (paths below the graded folder)
+  that are byte-identical, or have the same code cells (:mod:`grader.duplicates`).
+
+An exercise's ``message`` names a failed cell it depends on, with its error and line
+(:func:`grader.plugin.explain_failed_cells`).
+
+``--feedback DIR`` writes one self-contained HTML page per notebook for its learner
+(:mod:`grader.feedback`). ``--scheduler tcp://host:8786`` grades on the workers of a
+dask.distributed pool instead of this machine (:mod:`grader.distributed`).
 
 The graded tests, ``grader`` and ``minigrad`` run from copies made before any notebook runs;
 if they changed during grading (only possible without the sandbox), every grade from then on
@@ -38,8 +56,9 @@ Exit codes:
   0  every notebook was graded (whatever the scores)
   1  some notebook could not be graded (its row says why); the results are written
   2  usage error: no such file or folder, no notebook in the folder, no sandbox
-     (bwrap) and no --no-sandbox, --kernel-user not as root, a bad option; nothing is
-     graded or written
+     (bwrap) and no --no-sandbox, --kernel-user not as root, a bad option, a --roster
+     that cannot be used (the row and column are named), an unknown --chapter; nothing
+     is graded or written
   3  the grader's copies were modified during grading: grades from then on are VOID
   4  an output (--json or --csv) could not be written; the others were (likewise
      a --feedback page)
@@ -54,8 +73,10 @@ import sys
 import threading
 from pathlib import Path
 
-from grader import distributed, feedback, grading, notebooks, outputs, sandbox
-from grader.grading import chapters, describe
+from grader import distributed, feedback, grading, identity, notebooks, outputs, sandbox
+from grader import roster as rosters
+from grader.duplicates import template_keys
+from grader.grading import REPO, chapters, describe
 from grader.outputs import printable, table
 from grader.reports import ReportError, read_report, result_for, score
 from grader.settings import add_limit_options, limits_from
@@ -63,6 +84,9 @@ from grader.settings import add_limit_options, limits_from
 __all__ = ["main", "parse_args", "chapters", "read_report", "score", "result_for", "table",
            "printable", "ReportError", "EXIT_GRADED", "EXIT_NOT_GRADED", "EXIT_USAGE",
            "EXIT_VOID", "EXIT_OUTPUT", "EXIT_INTERRUPTED"]
+
+#: the exercise notebooks: an untouched one is not flagged as the same code as another
+EXERCISES = REPO / "exercises"
 
 #: exit codes (see the module docstring)
 EXIT_GRADED, EXIT_NOT_GRADED, EXIT_USAGE, EXIT_VOID, EXIT_OUTPUT = 0, 1, 2, 3, 4
@@ -102,11 +126,11 @@ def _safe_streams():
             pass
 
 
-def write_outputs(results, args, single):
+def write_outputs(results, args, single, missing=()):
     """Write ``--json`` and ``--csv``; each one that fails is reported and does not keep the
     other from being written. True when every asked-for output was written."""
     wanted = [("JSON", args.json, lambda: outputs.json_text(results[0] if single else results)),
-              ("CSV", args.csv, lambda: outputs.csv_text(results))]
+              ("CSV", args.csv, lambda: outputs.csv_text(results, missing))]
     ok = True
     for kind, path, render in wanted:
         if not path:
@@ -129,7 +153,7 @@ def show(results, total):
              f"{sum(r['score'] for r in graded):g} / {sum(r['max_score'] for r in graded):g}")
     for r in results:
         if r.get("error"):
-            _say(f"grade: {printable(r['notebook'])}: {printable(r['error'])}", sys.stderr)
+            _say(f"grade: {table(r)}", sys.stderr)
 
 
 # ---------------------------------------------------------------- main
@@ -150,6 +174,12 @@ def parse_args(argv=None):
                              "runs as an unprivileged user of its own that cannot read the "
                              "graded tests nor write the grader's files (Gradescope's level; "
                              "README.md says what it does not isolate)")
+    parser.add_argument("--roster", metavar="CSV",
+                        help="match the files to students: a CSV with the columns student_id, "
+                             "name and optionally login, pattern (see README, 'Grading a class')")
+    parser.add_argument("--chapter", metavar="NAME",
+                        help="the chapter (e.g. 05_composition) of notebooks whose metadata "
+                             "names none, whatever their file name")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="grade on the workers of this dask.distributed scheduler "
                              "(tcp://host:8786) instead of this machine's cores")
@@ -193,15 +223,35 @@ def main(argv=None):
         _say(f"grade: {printable(target)}: no notebook (*.ipynb) in this folder", sys.stderr)
         return EXIT_USAGE
     known = chapters()
-    results, todo = grading.read_all(found, known)
+    try:
+        roster = rosters.load(args.roster) if args.roster else None
+    except rosters.RosterError as exc:
+        _say(f"grade: --roster {printable(exc)}", sys.stderr)
+        return EXIT_USAGE
+    if args.chapter is not None and args.chapter not in known:
+        _say(f"grade: --chapter {printable(args.chapter)}: no graded tests for this chapter; "
+             f"graded chapters: {', '.join(sorted(known))}", sys.stderr)
+        return EXIT_USAGE
+    read = {}
+    results, todo = grading.read_all(found, known, args.chapter, read)
     with _sigterm_as_interrupt():
         graded, void, interrupted = (distributed if args.scheduler else grading).grade_all(
             todo, known, args)
     results.update(graded)
-    ordered = [reportable(results[f.path]) for f in found]
-    written = write_outputs(ordered, args, single=not target.is_dir())
+    ordered, missing = [results[f.path] for f in found], []
+    try:
+        ordered, missing = identity.annotate(ordered, read, target, roster, args.chapter,
+                                             template_keys(known, EXERCISES))
+    except Exception as exc:            # the grades are written whatever happens here
+        _say(f"grade: WARNING: the files could not be matched to students or compared "
+             f"({describe(exc)}); the grades are written without that", sys.stderr)
+    ordered = [reportable(r) for r in ordered]
+    written = write_outputs(ordered, args, single=not target.is_dir(), missing=missing)
     written = feedback.write_for_cli(ordered, args, lambda t: _say(t, sys.stderr)) and written
     show(ordered, len(found))
+    if missing:
+        _say(f"grade: {len(missing)} students of the roster have no file: " + printable(
+            "; ".join(f"{s.student_id} {s.name}" for s in missing)), sys.stderr)
     if void:
         _say("grade: WARNING: the grader's copies of tests/grading, grader and minigrad "
              "changed while grading: " + printable(", ".join(void)) + "\nThe grades of the "

@@ -197,9 +197,14 @@ def _short(text, limit=80):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def read_all(found, known):
+def read_all(found, known, chapter=None, read=None):
     """``(results, todo)``: a result with an error for every file that cannot be graded (skipped,
-    unreadable, of no known chapter), and ``(path, submission)`` for the others."""
+    unreadable, of no known chapter), and ``(path, submission)`` for the others.
+
+    ``chapter`` (``--chapter``) is the chapter of a notebook whose metadata names none (the
+    file name is not looked at then); a notebook whose metadata names another chapter is an
+    error, never graded against the wrong tests. ``read``, a dict, receives every submission
+    that could be read (``path -> Submission``), graded or not."""
     results, todo = {}, []
     for entry in found:
         path = entry.path
@@ -214,11 +219,23 @@ def read_all(found, known):
         except Exception as exc:        # whatever else reading one file raises is its error
             results[path] = result_for(path, None, error=f"could not be read ({describe(exc)})")
             continue
+        if read is not None:
+            read[path] = submission
+        named = submission.metadata_chapter
+        if chapter is not None:
+            if named is not None and named != chapter:
+                results[path] = result_for(path, named, error=(
+                    f"its metadata names the chapter {_short(repr(named))}, not "
+                    f"{_short(repr(chapter))} (--chapter): not graded; grade it without "
+                    "--chapter or with its own chapter"))
+                continue
+            submission.chapter = chapter
         if submission.chapter not in known:
             results[path] = result_for(path, None, error=(
                 f"no graded tests for a notebook called {_short(repr(submission.chapter))} "
-                f"(from its metadata or file name); graded chapters: "
-                f"{', '.join(sorted(known)) or 'none'}"))
+                f"(from its {'metadata' if named else 'file name: its metadata names none'});"
+                f" graded chapters: {', '.join(sorted(known)) or 'none'}"
+                + ("" if named else "; name its chapter with --chapter")))
             continue
         todo.append((path, submission))
     return results, todo

@@ -41,6 +41,7 @@ import zmq
 from jupyter_client import KernelManager
 
 from grader import sandbox
+from grader.cells import error_line
 from grader.cgroups import Group
 from grader.codec import decode, encode
 from grader.relay import Relay
@@ -170,6 +171,9 @@ class Notebook:
         self.name = name
         #: cell index -> "ErrorType: message" of the cells that failed in the last run
         self.cell_errors = {}
+        #: cell index -> the line of the cell where its error arose (from the kernel's
+        #: traceback), for the failed cells that have one
+        self.cell_lines = {}
         self.restarts = 0
         self._skip = set()          # cells that killed or hung the kernel: left out on restart
         self._km = self._kc = None
@@ -245,7 +249,7 @@ class Notebook:
         return max(0.0, self._deadline - time.monotonic())
 
     def _run_cells(self):
-        self.cell_errors = {}
+        self.cell_errors, self.cell_lines = {}, {}
         for k, source in enumerate(self.cells):
             if k in self._skip:
                 self.cell_errors[k] = "skipped (it killed or hung the kernel before)"
@@ -254,6 +258,8 @@ class Notebook:
             if status["status"] == "ok":
                 continue
             self.cell_errors[k] = status.get("error", "")
+            if status.get("line"):
+                self.cell_lines[k] = status["line"]
             if status["status"] in ("died", "stuck", "output"):
                 self._skip.add(k)
                 self._restart(rerun=False)
@@ -353,6 +359,7 @@ class Notebook:
         deadline = start + min(timeout, self._left())
         timed_out_by_notebook = timeout > self._left()
         payloads, error, reply, idle, interrupted, received = [], None, None, False, False, 0
+        line = None
         while not (idle and reply is not None):
             now = time.monotonic()
             if now > deadline:
@@ -385,6 +392,10 @@ class Notebook:
                     idle = True
                 elif kind == "error":
                     error = f"{content.get('ename')}: {content.get('evalue')}"
+                    try:
+                        line = error_line(content.get("traceback"))
+                    except Exception:       # a traceback of the kernel's making: no line
+                        line = None
                 elif kind == "display_data" and MIME in content.get("data", {}):
                     payloads.append(content["data"][MIME])
             if reply is None:
@@ -406,7 +417,7 @@ class Notebook:
             return {"status": "timeout", "error": limit, "payloads": payloads, "seconds": seconds}
         if reply["content"].get("status") != "ok" or error:
             c = reply["content"]
-            return {"status": "error", "payloads": payloads, "seconds": seconds,
+            return {"status": "error", "payloads": payloads, "seconds": seconds, "line": line,
                     "error": error or f"{c.get('ename')}: {c.get('evalue')}"}
         return {"status": "ok", "payloads": payloads, "seconds": seconds}
 

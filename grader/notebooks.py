@@ -10,16 +10,21 @@ without opening any of them, and says which ones are skipped and why:
   solution notebook, a file of the grader's machine) is skipped and never read;
 - a link to a folder is not entered; a sub-folder that cannot be listed is reported.
 
-:func:`read` opens a file without blocking, checks again that it is a regular file of at
-most :data:`MAX_BYTES`, and turns anything that goes wrong while reading it (not UTF-8, not
-JSON, nested too deeply for the parser, a lone surrogate in a code cell, ...) into
-:class:`NotGradable` with a one-line reason: one file's error, never the run's.
+:func:`read` gives each code cell its exercise (:func:`grader.cells.exercise_map`) and
+keeps the sha256 of the file (for :mod:`grader.duplicates`). It opens a file without
+blocking, checks again that it is a regular file of at most :data:`MAX_BYTES`, and turns
+anything that goes wrong while reading it (not UTF-8, not JSON, nested too deeply for the
+parser, a lone surrogate in a code cell, ...) into :class:`NotGradable` with a one-line
+reason: one file's error, never the run's.
 """
 import dataclasses
+import hashlib
 import json
 import os
 import stat
 from pathlib import Path
+
+from grader.cells import exercise_map
 
 __all__ = ["NotGradable", "Submission", "Found", "find", "read", "MAX_BYTES"]
 
@@ -35,17 +40,28 @@ class NotGradable(Exception):
 
 class Submission:
     """A notebook read from ``path``: ``chapter`` (``metadata["minigrad"]["notebook"]``, else
-    the file stem) and ``cells`` (the sources of its code cells)."""
+    the file stem), ``cells`` (the sources of its code cells), ``exercises`` (the exercise of
+    each code cell, None for the set-up) and ``answers`` (exercise id -> index of its answer
+    cell), by the rule of :mod:`grader.cells`.
 
-    def __init__(self, path, chapter, cells):
+    Read from a file (:func:`read`), it also has ``metadata_chapter`` (the chapter its
+    metadata names, or None when the metadata is gone) and ``digest`` (the sha256 of its
+    bytes); neither crosses to the grading process."""
+
+    def __init__(self, path, chapter, cells, exercises=None, answers=None):
         self.path, self.chapter, self.cells = str(path), chapter, cells
+        self.exercises = list(exercises) if exercises is not None else [None] * len(cells)
+        self.answers = dict(answers or {})
+        self.metadata_chapter, self.digest = chapter, None
 
     def as_json(self):
-        return {"path": self.path, "chapter": self.chapter, "cells": self.cells}
+        return {"path": self.path, "chapter": self.chapter, "cells": self.cells,
+                "exercises": self.exercises, "answers": self.answers}
 
     @classmethod
     def from_json(cls, data):
-        return cls(data["path"], data["chapter"], data["cells"])
+        return cls(data["path"], data["chapter"], data["cells"], data.get("exercises"),
+                   data.get("answers"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,10 +212,22 @@ def _code_cells(nb):
     return cells
 
 
-def _chapter(nb, path):
+def _metadata_chapter(nb):
+    """The chapter the notebook's ``minigrad`` metadata names, or None."""
     meta = nb.metadata.get("minigrad", {})
     name = meta.get("notebook") if isinstance(meta, dict) else None
-    return name if isinstance(name, str) and name else Path(path).stem
+    return name if isinstance(name, str) and name else None
+
+
+def _submission(nb, path, data):
+    named = _metadata_chapter(nb)
+    cells = _code_cells(nb)
+    exercises, answers = exercise_map(
+        (c.cell_type, c.source if isinstance(c.source, str) else "") for c in nb.cells)
+    submission = Submission(path, named or Path(path).stem, cells, exercises, answers)
+    submission.metadata_chapter = named
+    submission.digest = hashlib.sha256(data).hexdigest()
+    return submission
 
 
 def read(path, source=None):
@@ -208,7 +236,7 @@ def read(path, source=None):
     data = _read_bytes(source or path)
     try:
         nb = _parse(data)
-        return Submission(path, _chapter(nb, path), _code_cells(nb))
+        return _submission(nb, path, data)
     except NotGradable:
         raise
     except RecursionError:

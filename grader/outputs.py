@@ -22,8 +22,8 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["OutputError", "safe_text", "printable", "clean", "table", "json_text",
-           "csv_text", "csv_cell", "write"]
+__all__ = ["OutputError", "safe_text", "printable", "clean", "table", "flags", "json_text",
+           "csv_text", "csv_cell", "write", "CSV_HEAD", "CSV_TAIL"]
 
 
 class OutputError(Exception):
@@ -69,16 +69,38 @@ def clean(value):
 
 
 # ---------------------------------------------------------------- the three outputs
+def _student(result):
+    """" [12345 Lee Jun]" for a result matched to a roster row, else ""."""
+    if result.get("student_id"):
+        return f" [{printable(result['student_id'])} {printable(result.get('student_name') or '')}]"
+    return ""
+
+
+def flags(result):
+    """The identical-submission flags of a result, as sentences (empty when it has none)."""
+    out = []
+    if result.get("identical_to"):
+        out.append("byte-identical to " + ", ".join(result["identical_to"]))
+    if result.get("same_code_as"):
+        out.append("same code cells as " + ", ".join(result["same_code_as"]))
+    return out
+
+
 def table(result):
-    """The score table of one result, every text printable."""
-    head = printable(result["notebook"])
+    """The score table of one result, every text printable: its head (file, student, chapter,
+    score, or ERROR and the reason: never a score), one line per exercise, then a ``FLAG``
+    line per identical-submission flag and a ``NOTE`` line per roster or chapter message."""
+    head = printable(result["notebook"]) + _student(result)
     if result.get("error"):
-        return f"{head}: ERROR: {printable(result['error'])}"
-    lines = [f"{head} ({printable(result['chapter'])}): "
-             f"{result['score']:g} / {result['max_score']:g}"]
-    for e in result["exercises"]:
-        lines.append(f"  {printable(e['id']):<6} {e['points']:>6.2f} / {e['max_points']:<4g} "
-                     f"{printable(e['message'])}")
+        lines = [f"{head}: ERROR (not graded, no score): {printable(result['error'])}"]
+    else:
+        lines = [f"{head} ({printable(result['chapter'])}): "
+                 f"{result['score']:g} / {result['max_score']:g}"]
+        for e in result["exercises"]:
+            lines.append(f"  {printable(e['id']):<6} {e['points']:>6.2f} / "
+                         f"{e['max_points']:<4g} {printable(e['message'])}")
+    lines += [f"  FLAG: {printable(f)}" for f in flags(result)]
+    lines += [f"  NOTE: {printable(m)}" for m in result.get("messages") or ()]
     return "\n".join(lines)
 
 
@@ -104,17 +126,34 @@ def _exercise_key(s):
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in s.split("."))
 
 
-def csv_text(results):
-    """One row per result and one column per exercise (its points), then the error."""
+#: the CSV's columns before the exercises' and after them (see :func:`csv_text`)
+CSV_HEAD = ["student_id", "student_name", "notebook", "chapter", "status", "score", "max_score"]
+CSV_TAIL = ["flags", "messages", "error"]
+
+
+def csv_text(results, missing=()):
+    """One row per result: :data:`CSV_HEAD`, one column per exercise (its points), then
+    :data:`CSV_TAIL`. ``status`` is "graded" or "error"; an error row has no score and no
+    points (empty cells), never 0. ``flags`` are the identical-submission flags, ``messages``
+    the roster's and the chapter's notes (joined by " | "). ``missing`` are roster students
+    (:class:`grader.roster.Student`) without a file: a row each, of status "missing"."""
     ids = sorted({e["id"] for r in results for e in r["exercises"]}, key=_exercise_key)
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow([csv_cell(c) for c in ["notebook", "score", "max_score", *ids, "error"]])
+    w.writerow([csv_cell(c) for c in [*CSV_HEAD, *ids, *CSV_TAIL]])
     for r in results:
-        points = {e["id"]: e["points"] for e in r["exercises"]}
-        w.writerow([csv_cell(c) for c in [r["notebook"], r["score"], r["max_score"],
-                                          *[points.get(i, "") for i in ids],
-                                          r.get("error", "")]])
+        graded = not r.get("error")
+        points = {e["id"]: e["points"] for e in r["exercises"]} if graded else {}
+        w.writerow([csv_cell(c) for c in [
+            r.get("student_id") or "", r.get("student_name") or "", r["notebook"],
+            r.get("chapter") or "", r.get("status") or ("graded" if graded else "error"),
+            r["score"] if graded else "", r["max_score"] if graded else "",
+            *[points.get(i, "") for i in ids],
+            " | ".join(flags(r)), " | ".join(r.get("messages") or ()), r.get("error", "")]])
+    for student in missing:
+        w.writerow([csv_cell(c) for c in [
+            student.student_id, student.name, "", "", "missing", "", "", *["" for _ in ids],
+            "", "no file of this student was found", ""]])
     return out.getvalue()
 
 

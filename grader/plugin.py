@@ -21,10 +21,11 @@ import pytest
 
 import grader
 from grader import notebooks, sandbox
+from grader.cells import defined_names, describe_failure, missing_name
 from grader.kernel import Notebook, NotebookError, make_lib
 from grader.settings import add_limit_options, limits_from
 
-__all__ = ["GRADED_TESTS", "nb"]
+__all__ = ["GRADED_TESTS", "nb", "explain_failed_cells"]
 
 #: the repository's graded tests (when the grader runs from the repository, not a copy)
 REPO = Path(grader.__file__).resolve().parents[1]
@@ -76,6 +77,7 @@ def pytest_configure(config):
                    "points of the whole exercise (every test of one exercise carries the same)")
     config._grading_records = {}
     config._grading_cells = {}
+    config._grading_lines = {}
     config._grading_failure = None
     config._grading_submission = None
     if not _grading(config):
@@ -167,6 +169,7 @@ def nb(request, _grader_lib):
             raise
         config._grading_cells[submission.path] = {str(k): v for k, v in
                                                   notebook.cell_errors.items()}
+        config._grading_lines[submission.path] = dict(notebook.cell_lines)
         yield notebook
     finally:
         notebook.close()
@@ -212,6 +215,62 @@ def pytest_runtest_makereport(item, call):
             record["outcome"] = "passed"
 
 
+#: cell errors that only a graded run has (the autodiff stand-in), not the student's code
+_GRADER_ONLY = ("AutodiffUnavailable:",)
+
+
+def explain_failed_cells(records, submission, errors, lines):
+    """Name the failed cell behind each failed test of ``records``, in its reason.
+
+    - A test that found a name missing ("the notebook defines no 'f'", "name 'f' is not
+      defined") gets the error of the failed cell that defines ``f`` (found by
+      :func:`grader.cells.defined_names`, which reads a cell that does not parse too):
+      "SyntaxError in the cell of exercise 5.2, line 4: ... (so 'f' is not defined)".
+    - A test that called a function no cell defines says the exercise's cell must define it
+      (was it renamed or deleted?).
+    - Any other failed test of an exercise one of whose cells failed (or a set-up cell) gets
+      that cell's error after its own reason, unless the error is the graded run's own doing
+      (a check cell calling autograd, which is a stand-in there).
+
+    ``errors`` maps a code cell's index (as text) to its error, ``lines`` an index to the
+    error's line."""
+    try:
+        failed = {int(k): str(v) for k, v in errors.items()}
+    except (TypeError, ValueError):
+        failed = {}
+    failed = {k: v for k, v in failed.items() if 0 <= k < len(submission.cells)}
+    exercises, answers, cells = submission.exercises, submission.answers, submission.cells
+
+    def note(k):
+        return describe_failure(k, failed[k], lines.get(k), exercises, answers, cells[k])
+    definers, defined = {}, set()
+    for k, source in enumerate(cells):
+        names = defined_names(source)
+        defined |= names
+        if k in failed:
+            for name in names:
+                definers.setdefault(name, k)
+    for record in records:
+        if record["outcome"] == "passed":
+            continue
+        reason = record["reason"] or ""
+        name = missing_name(reason)
+        if name in definers:
+            record["reason"] = f"{note(definers[name])} (so {name!r} is not defined)"
+            continue
+        if name and "defines no" in reason and name not in defined \
+                and record["exercise"] in answers:
+            record["reason"] = (f"NameError: the notebook defines no {name!r}: the cell "
+                                f"of exercise {record['exercise']} must define it (was it "
+                                "renamed or deleted?)")
+            continue
+        own = [k for k in sorted(failed) if k < len(exercises)
+               and exercises[k] in (record["exercise"], None)
+               and not failed[k].startswith(_GRADER_ONLY)]
+        if own:
+            record["reason"] = f"{reason}; {note(own[0])}" if reason else note(own[0])
+
+
 def pytest_sessionfinish(session):
     """Write the report (the grading process alone writes it, where no kernel can see)."""
     config = session.config
@@ -219,6 +278,10 @@ def pytest_sessionfinish(session):
     if not out:
         return
     submission = config._grading_submission
+    if submission is not None:
+        explain_failed_cells(config._grading_records.values(), submission,
+                             config._grading_cells.get(submission.path, {}),
+                             config._grading_lines.get(submission.path, {}))
     report = {"notebook": submission.chapter if submission else None,
               "path": submission.path if submission else None,
               "tests": list(config._grading_records.values()),

@@ -72,8 +72,14 @@ def score(report):
 
 
 def result_for(path, chapter, exercises=(), error=None):
+    """One notebook's result: ``status`` "graded" with its ``score`` and ``max_score``, or
+    "error" with its ``error`` and no score (``score`` and ``max_score`` are None: a notebook
+    that was not graded never reads as 0 of 0)."""
     exercises = list(exercises)
+    if error:
+        return {"notebook": str(path), "chapter": chapter, "score": None, "max_score": None,
+                "exercises": exercises, "status": "error", "error": error}
     return {"notebook": str(path), "chapter": chapter,
             "score": round(sum(e["points"] for e in exercises), 2),
             "max_score": round(sum(e["max_points"] for e in exercises), 2),
-            "exercises": exercises, **({"error": error} if error else {})}
+            "exercises": exercises, "status": "graded"}

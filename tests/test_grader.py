@@ -39,7 +39,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader import cli, codec, sandbox
+from grader import cli, codec, outputs, sandbox
 from grader.settings import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -679,7 +679,11 @@ def test_json_structure(graded):
     results = graded["results"]
     assert isinstance(results, list) and len(results) == len(graded["by_name"])
     for r in results:
-        assert {"notebook", "score", "max_score", "exercises"} <= set(r)
+        assert {"notebook", "score", "max_score", "exercises", "status"} <= set(r)
+        if r.get("error"):          # never a score of 0 of 0
+            assert r["status"] == "error" and r["score"] is None and r["max_score"] is None
+            continue
+        assert r["status"] == "graded"
         assert r["score"] == pytest.approx(sum(e["points"] for e in r["exercises"]))
         assert r["max_score"] == pytest.approx(sum(e["max_points"] for e in r["exercises"]))
         for e in r["exercises"]:
@@ -692,11 +696,14 @@ def test_csv_structure(graded):
     with open(graded["tmp"] / "all.csv", newline="") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
-    assert header[:3] == ["notebook", "score", "max_score"] and header[-1] == "error"
+    head, tail = outputs.CSV_HEAD, outputs.CSV_TAIL
+    assert header[:len(head)] == head and header[len(header) - len(tail):] == tail
     ids = {e["id"] for r in graded["results"] for e in r["exercises"]}
-    assert set(header[3:-1]) == ids
+    assert set(header[len(head):len(header) - len(tail)]) == ids
     assert len(body) == len(graded["results"])
-    row = dict(zip(header, next(r for r in body if r[0].endswith(f"solutions/{BASE}.ipynb"))))
+    notebook = header.index("notebook")
+    row = dict(zip(header, next(r for r in body
+                                if r[notebook].endswith(f"solutions/{BASE}.ipynb"))))
     solved = _exercises(graded["by_name"][f"solutions/{BASE}.ipynb"])
     for ex, e in solved.items():
         assert float(row[ex]) == e["points"]

@@ -126,7 +126,7 @@ def test_ordinary_csv_cells_are_unchanged(cell):
 def test_csv_neutralises_every_column():
     result = cli.result_for("=name.ipynb", None, error="-error")
     [header, row] = list(csv.reader(outputs.csv_text([result]).splitlines()))
-    assert row[0] == "'=name.ipynb" and row[-1] == "'-error"
+    assert row[header.index("notebook")] == "'=name.ipynb" and row[-1] == "'-error"
 
 
 def test_write_to_a_full_disk_names_the_file_and_the_reason():
@@ -307,7 +307,8 @@ def test_outputs_are_strict_utf8_with_escaped_names(class_run):
 
 
 def test_csv_file_names_a_spreadsheet_would_run_are_neutralised(class_run):
-    names = [row[0] for row in _csv_rows(class_run["tmp"] / "o.csv")[1:]]
+    header, *rows = _csv_rows(class_run["tmp"] / "o.csv")
+    names = [row[header.index("notebook")] for row in rows]
     for name in FORMULA_NAMES:
         assert "'" + name in names
     assert not [n for n in names if n.startswith(("=", "+", "-", "@"))]
@@ -356,7 +357,9 @@ def test_a_full_disk_for_the_json_still_writes_the_csv(stand_in, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == cli.EXIT_OUTPUT
     assert "could not write the JSON file /dev/full: No space left on device" in err
-    assert _csv_rows(tmp_path / "o.csv")[1][:3] == ["honest.ipynb", "2.0", "2.0"]
+    header, row = _csv_rows(tmp_path / "o.csv")[:2]
+    row = dict(zip(header, row))
+    assert (row["notebook"], row["score"], row["max_score"]) == ("honest.ipynb", "2.0", "2.0")
 
 
 def test_an_unwritable_csv_path_still_writes_the_json(stand_in, tmp_path, capsys):
@@ -542,13 +545,14 @@ def test_real_run_skips_files_that_are_not_notebooks(real_run):
     by_name = real_run["by_name"]
     assert "nested too deeply" in by_name["nested.ipynb"]["error"]
     for name, phrase in SKIPPED.items():
-        assert phrase in by_name[name]["error"] and by_name[name]["score"] == 0
+        assert phrase in by_name[name]["error"] and by_name[name]["score"] is None
+        assert by_name[name]["status"] == "error"
 
 
 def test_real_run_csv_is_strict_utf8_and_runs_no_formula(real_run):
     rows = _csv_rows(real_run["tmp"] / "o.csv")
     assert len(rows) == len(real_run["by_name"]) + 1
-    names = {row[0] for row in rows[1:]}
+    names = {row[rows[0].index("notebook")] for row in rows[1:]}
     assert {"'" + FORMULA_NAMES[0], "'" + FORMULA_NAMES[1], MUELLER_SHOWN} <= names
     assert not [cell for row in rows for cell in row if cell.startswith(("=", "+", "-", "@"))]
 

@@ -126,6 +126,12 @@ def _exercise_key(s):
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in s.split("."))
 
 
+def _lost(result):
+    """"id: message" of each exercise of ``result`` that lost points and says why."""
+    return [f"{e['id']}: {e['message']}" for e in result.get("exercises") or ()
+            if e.get("message") and e["points"] < e["max_points"]]
+
+
 #: the CSV's columns before the exercises' and after them (see :func:`csv_text`)
 CSV_HEAD = ["student_id", "student_name", "notebook", "chapter", "status", "score", "max_score"]
 CSV_TAIL = ["flags", "messages", "error"]
@@ -134,8 +140,9 @@ CSV_TAIL = ["flags", "messages", "error"]
 def csv_text(results, missing=()):
     """One row per result: :data:`CSV_HEAD`, one column per exercise (its points), then
     :data:`CSV_TAIL`. ``status`` is "graded" or "error"; an error row has no score and no
-    points (empty cells), never 0. ``flags`` are the identical-submission flags, ``messages``
-    the roster's and the chapter's notes (joined by " | "). ``missing`` are roster students
+    points (empty cells), never 0. ``flags`` are the identical-submission flags; ``messages``
+    what each exercise that lost points was told ("5.2: your answer is ..."), then the
+    roster's and the chapter's notes (joined by " | "). ``missing`` are roster students
     (:class:`grader.roster.Student`) without a file: a row each, of status "missing"."""
     ids = sorted({e["id"] for r in results for e in r["exercises"]}, key=_exercise_key)
     out = io.StringIO()
@@ -149,7 +156,8 @@ def csv_text(results, missing=()):
             r.get("chapter") or "", r.get("status") or ("graded" if graded else "error"),
             r["score"] if graded else "", r["max_score"] if graded else "",
             *[points.get(i, "") for i in ids],
-            " | ".join(flags(r)), " | ".join(r.get("messages") or ()), r.get("error", "")]])
+            " | ".join(flags(r)), " | ".join([*_lost(r), *(r.get("messages") or ())]),
+            r.get("error", "")]])
     for student in missing:
         w.writerow([csv_cell(c) for c in [
             student.student_id, student.name, "", "", "missing", "", "", *["" for _ in ids],

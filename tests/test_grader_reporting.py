@@ -339,7 +339,7 @@ def test_a_notebook_whose_report_cannot_be_rendered_gets_an_error(stand_in, tmp_
 
 def test_a_full_temporary_folder_before_grading_still_writes_every_result(
         stand_in, tmp_path, monkeypatch):
-    def full(workspace):
+    def full(workspace, *options):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(grading, "_prepare", full)
     _write(_notebook(), stand_in.folder / "a.ipynb")

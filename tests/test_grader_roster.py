@@ -303,6 +303,13 @@ def test_a_syntax_error_is_reported_with_its_line_in_the_exercise_it_breaks(hw05
     assert all(e["passed"] and "SyntaxError" not in e["message"] for e in others)
 
 
+def test_the_csv_says_what_each_exercise_that_lost_points_was_told(hw05):
+    messages = hw05["rows"]["garcia-sol (1).ipynb"]["messages"].split(" | ")
+    [lost] = [m for m in messages if m.startswith("5.")]            # only 5.2 lost points
+    assert lost.startswith("5.2: ") and "SyntaxError in the cell of exercise 5.2" in lost
+    assert hw05["rows"][f"kim-ana_{CHAPTER}.ipynb"]["messages"] == ""
+
+
 def test_the_autodiff_stand_in_of_a_graded_run_is_not_blamed_on_the_student(hw05):
     for e in hw05["json"]["park-min.ipynb"]["exercises"]:
         assert "AutodiffUnavailable" not in e["message"], e

@@ -13,12 +13,13 @@ level. The wrong inputs (not root, a Python its user cannot reach, a folder othe
 need no kernel.
 
 Grading as root is needed. Where the Python of this environment is under a folder other users
-cannot search (``/root/.pyenv`` on the development machine), the runs happen in a private mount
-namespace where ``/root`` is searchable (:func:`_reachable`): Gradescope's Python is in
-``/usr``.
+cannot search (``/root/.pyenv`` on the development machine, a fresh clone under a ``mktemp -d``
+folder), the runs happen in a private mount namespace where those folders are searchable
+(:func:`_reachable`): Gradescope's Python is in ``/usr``.
 """
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -35,10 +36,29 @@ PYTHON = sys.executable
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the user level needs root")
 
-#: /root made searchable (0711, its other files hidden) in a private mount namespace
-_UNSHARE = ('mkdir -p "$0/keep" && mount --bind /root/.pyenv "$0/keep" && '
-            'mount -t tmpfs -o mode=0711 tmpfs /root && mkdir /root/.pyenv && '
-            'mount --bind "$0/keep" /root/.pyenv && exec "$@"')
+def _reopen_script(targets):
+    """A shell script that, in a private mount namespace, makes every folder above
+    ``targets`` searchable by others: each folder that is not (``/root``, a ``mktemp -d``
+    folder holding a fresh clone) is covered by a 0711 tmpfs into which only the child on the
+    way to a target is bound back. Top down, so a deeper folder is reached through the binds
+    made above it. ``$0`` is a scratch folder; nothing outside the namespace changes."""
+    needs = {}                                          # folder -> children on the way
+    for target in targets:
+        path = Path(os.path.realpath(target))
+        for folder in reversed(path.parents):
+            if not os.stat(folder).st_mode & 0o001:
+                child = path.relative_to(folder).parts[0]
+                needs.setdefault(folder, set()).add(child)
+    lines = []
+    for k, folder in enumerate(sorted(needs, key=lambda f: len(f.parts))):
+        keep, d = f'"$0/keep{k}"', shlex.quote(str(folder))
+        lines += [f"mkdir -p {keep}", f"mount --bind {d} {keep}",
+                  f"mount -t tmpfs -o mode=0711 tmpfs {d}"]
+        for child in sorted(needs[folder]):
+            c = shlex.quote(child)
+            make = "mkdir" if (folder / child).is_dir() else "touch"
+            lines += [f"{make} {d}/{c}", f"mount --bind {keep}/{c} {d}/{c}"]
+    return " && ".join([*lines, 'exec "$@"'])
 
 
 def _reachable(cmd):
@@ -48,9 +68,10 @@ def _reachable(cmd):
         return cmd
     except sandbox.SandboxUnavailable:
         pass
-    if not os.path.isdir("/root/.pyenv") or shutil.which("unshare") is None:
-        pytest.skip("this Python is not reachable by other users")
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _UNSHARE,
+    if shutil.which("unshare") is None:
+        pytest.skip("this Python is not reachable by other users, and no unshare")
+    script = _reopen_script([os.path.realpath(sys.executable), *sandbox._python_roots()])
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
             tempfile.mkdtemp(), *cmd]
 
 

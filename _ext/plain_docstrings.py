@@ -6,9 +6,10 @@ minigrad's docstrings are written for ``help()``: formulas in plain text such as
 
 - ``|z|`` is a substitution reference, an error under ``-W``: every ``|``
   outside an inline literal is escaped;
-- napoleon takes the first line of a constant's docstring as ``type: text``, so
-  "Levenberg-Marquardt" became an unresolved type under ``-n``: for constants
-  the docstring as it was before napoleon is put back after napoleon ran.
+- napoleon takes the first line of a constant's or a property's docstring as
+  ``type: text``, so "Levenberg-Marquardt" (a constant) and "The weights (o, m)"
+  (``Linear.W``) became unresolved types under ``-n``: for constants and
+  properties the docstring as it was before napoleon is put back after napoleon ran.
 
 Changes nothing in the library.
 """
@@ -25,7 +26,9 @@ def escape_bars(line):
                    else p.replace("|", "\\|") for p in parts)
 
 
-#: docstrings of constants before napoleon saw them, by full name
+#: the kinds of object whose docstrings napoleon would read as "type: text"
+_AS_WRITTEN = ("data", "attribute", "property")
+#: docstrings of constants and properties before napoleon saw them, by full name
 _BEFORE_NAPOLEON = {}
 
 
@@ -33,12 +36,12 @@ def before_napoleon(app, what, name, obj, options, lines):
     if not name.startswith("minigrad"):
         return
     lines[:] = [escape_bars(line) for line in lines]
-    if what in ("data", "attribute"):
+    if what in _AS_WRITTEN:
         _BEFORE_NAPOLEON[name] = list(lines)
 
 
 def after_napoleon(app, what, name, obj, options, lines):
-    if what in ("data", "attribute") and name in _BEFORE_NAPOLEON:
+    if what in _AS_WRITTEN and name in _BEFORE_NAPOLEON:
         lines[:] = _BEFORE_NAPOLEON.pop(name)
 
 

@@ -190,7 +190,6 @@ def end_descendants(rounds=20):
     """Kill every descendant of this process (what the grading left running, and, without the
     sandbox, whatever a learner's code detached); the number killed. With
     :func:`become_subreaper` called first, a detached process is a descendant too."""
-    import signal
     killed = set()
     for _ in range(rounds):
         tree, found, stack = _children(), [], [os.getpid()]
@@ -200,12 +199,7 @@ def end_descendants(rounds=20):
                 stack.append(child)
         if not found:
             break
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.add(pid)
-            except OSError:
-                pass
+        killed |= sandbox.kill(found)
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline:      # reap them (we are their parent now)
             try:

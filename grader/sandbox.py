@@ -51,7 +51,7 @@ from grader.settings import AUTODIFF_PACKAGES, NICE, SOCKETS_SIZE
 
 __all__ = ["SandboxUnavailable", "check", "command", "environment", "kernel_uid", "HOME",
            "check_user_level", "user_command", "user_level_note", "make_standins",
-           "readable_by_others", "end_user_processes",
+           "readable_by_others", "end_user_processes", "kill",
            "SOCKETS", "CONNECTION_FILE", "autodiff_paths", "sandbox_root", "not_enforced"]
 
 #: the kernel's home folder inside the sandbox (a fresh tmpfs)
@@ -417,11 +417,19 @@ def end_user_processes(uid, rounds=10):
                     continue
         if not found:
             break
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.add(pid)
-            except OSError:
-                pass
+        killed |= kill(found)
         time.sleep(0.05)
     return len(killed)
+
+
+def kill(pids):
+    """Send SIGKILL to each of ``pids``; the set of those it reached (one already gone, or
+    not ours to signal, is left out)."""
+    reached = set()
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            reached.add(pid)
+        except OSError:
+            pass
+    return reached

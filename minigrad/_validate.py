@@ -65,9 +65,9 @@ def as_vector(v, n, who, name="v"):
 
 def finite_result(A, who, name="result"):
     """Return ``A`` unchanged when every entry is finite, else raise ValueError
-    naming the first NaN or infinity. One sum decides for a finite array; only
-    a non-finite sum (a bad entry, or a mere overflow) looks entry by entry."""
-    if A.size and not math.isfinite(np.add.reduce(A, axis=None)):
+    naming the first NaN or infinity. One sum (of squares, a BLAS dot) decides for a
+    finite array; only a non-finite sum (a bad entry, or a mere overflow) looks entry by entry."""
+    if A.size and not math.isfinite(np.vdot(A, A)):
         bad = first_nonfinite(A)
         if bad is not None:
             raise ValueError(f"{_name(who)}: {name} of shape {A.shape} has a non-finite value "

@@ -6,7 +6,7 @@ a leaf maps x (B, m) to z (B, o) with p parameters; A: k rows per sample (B, k, 
 import numpy as np
 
 from ._validate import returned
-from .module import _takes, compose, flatten
+from .module import Module, _takes, compose, flatten
 
 __all__ = ["split_params", "push", "pull_input", "gradient", "pull_params",
            "hessian_blocks", "hessian_vp"]
@@ -56,21 +56,25 @@ def gradient(leaves, G):
 
 def pull_params(leaves, A, out=None):
     """Rows A (B, k, o) pulled back through the whole chain to the parameters,
-    A J per sample: (B, k, n), written into ``out`` when given. With A the
-    identity rows this is the per-sample Jacobian."""
-    B, k = A.shape[:2]
+    A J per sample: (B, k, n), written into ``out`` when given. A None stands for
+    the identity rows (k = o), A J = J, the per-sample Jacobian: there a last leaf
+    that writes its J_theta (param_jacobian) gives J_theta and J_x as they are."""
+    B, k = leaves[-1].output.shape if A is None else A.shape[:2]
     end = sum(sizes := [mod.num_params for mod in leaves])
     out = np.empty((B, k, end)) if out is None else out
     for i in range(len(leaves) - 1, -1, -1):
-        mod, p = leaves[i], sizes[i]
+        mod, p, m = leaves[i], sizes[i], leaves[i].input.shape[1]
+        own = A is None and type(mod).param_jacobian is not Module.param_jacobian
+        A = np.broadcast_to(np.eye(k), (B, k, k)) if A is None and not own else A
         if p:
-            view, write = out[:, :, end - p:end], _takes(type(mod), "vjp_params_many", "out")
-            got = returned(mod, "vjp_params_many", (B, k, p), A, *[view][:write])    # in place: out=
+            how = "param_jacobian" if own else "vjp_params_many"
+            view, write = out[:, :, end - p:end], _takes(type(mod), how, "out")
+            got = returned(mod, how, (B, k, p), *[A][:not own], *[view][:write])     # in place: out=
             if got is not view:
                 view[...] = got
             end -= p
         if i:
-            A = returned(mod, "vjp_input_many", (B, k, mod.input.shape[1]), A)
+            A = returned(mod, "input_jacobian" if own else "vjp_input_many", (B, k, m), *[A][:not own])
     return out
 
 

@@ -96,9 +96,9 @@ def grad(model, loss, X, T):
 
 def _pulled(model, leaves, who, seed, run):
     """The rows seed() (B, k, o) pulled back through the chain, A J: (B, k, n)."""
-    (B, k, o), n = (A := seed()).shape, sum(mod.num_params for mod in leaves)
-    out = np.empty((B, k, n))
-    for rows in _chunks(B, who, out.shape, k * (o + 2 * n + _width(leaves)), run):
+    (B, o), n, A = model.output.shape, sum(mod.num_params for mod in leaves), seed()
+    out = np.empty((B, o if A is None else A.shape[1], n))
+    for rows in _chunks(B, who, out.shape, out.shape[1] * (o + 2 * n + _width(leaves)), run):
         pull_params(leaves, A if len(model.input) == B else seed(), out[rows])   # A: unchunked
     return finite_result(out, who)
 
@@ -115,20 +115,16 @@ def per_sample_grads(model, loss, X, T):
 
 def jacobian(model, X):
     """Per-sample Jacobian of the outputs w.r.t. the parameters: (B, o, n),
-    J[b, i, q] = d y_bi / d w_q. One backward pass for the whole batch with the
-    identity rows as seed; a Linear fills its columns as [a kron x^T, a]."""
-    leaves = leaves_of(model, "jacobian")
-    o = model(X).shape[1]
+    J[b, i, q] = d y_bi / d w_q. One backward pass for the whole batch from the
+    identity rows, which the last leaf gives as its own Jacobians (``pull_params``)."""
+    leaves, _ = leaves_of(model, "jacobian"), model(X)
     X = model.input
-    return _pulled(model, leaves, "jacobian",
-                   lambda: np.broadcast_to(np.eye(o), model.output.shape + (o,)),
-                   lambda rows: model(X[rows]))
+    return _pulled(model, leaves, "jacobian", lambda: None, lambda rows: model(X[rows]))
 
 
 def input_jacobian(model, X):
     """Per-sample Jacobian of the outputs w.r.t. the inputs: (B, o, m)."""
-    leaves = leaves_of(model, "input_jacobian")
-    Y = model(X)
+    leaves, Y = leaves_of(model, "input_jacobian"), model(X)
     dense_chunk(Y.shape + model.input.shape[1:], "input_jacobian", 2 * Y.shape[1] * _width(leaves) * len(Y))
     return finite_result(model.input_jacobian(), "input_jacobian")
 

@@ -48,11 +48,14 @@ class Linear(Module):
     def input_jacobian(self):
         return np.broadcast_to(self.W, (self.input.shape[0],) + self.W.shape).copy()
 
-    def param_jacobian(self):
-        X = self.input
-        (B, m), o = X.shape, self.out_features
-        JW = np.einsum("ik,bl->bikl", np.eye(o), X).reshape(B, o, o * m)
-        return np.concatenate([JW, np.broadcast_to(np.eye(o), (B, o, o))], axis=2)
+    def param_jacobian(self, out=None):
+        # [I_o kron x^T, I_o]: zero but for x in the W columns of row i and 1 at b_i
+        (B, m), o = self.input.shape, self.out_features
+        J = np.empty((B, o, o * m + o)) if out is None else out
+        J.fill(0.0)
+        J[:, :, :o * m].reshape(B, o, o, m)[:, range(o), range(o)] = self.input[:, None, :]
+        J[:, :, o * m:] = np.eye(o)
+        return J
 
     def jvp(self, dX=None, dparams=None):
         # dY = dX W^T + (X dW^T + db), each term only when its tangent is given

@@ -265,3 +265,15 @@ def test_an_operator_vector_of_the_wrong_length_names_the_shapes():
 
 def test_input_jacobian_takes_a_list():
     assert mg.input_jacobian(mg.Tanh(), [[0.0, 1.0]]).shape == (1, 2, 2)
+
+
+def test_a_result_whose_squares_overflow_is_still_finite():
+    # the check's one sum is a sum of squares: 1e200 squared overflows, yet every entry is finite
+    from minigrad._validate import finite_result
+    A = np.array([[1e200, -1e200], [3.0, 1e-300]])
+    assert finite_result(A, "f") is A
+    for bad in (np.nan, np.inf, -np.inf):
+        A[1, 0] = bad
+        with pytest.raises(ValueError, match=rf"f: result of shape \(2, 2\) has a non-finite value "
+                                             rf"\({bad}\) at index \(1, 0\)"):
+            finite_result(A, "f")

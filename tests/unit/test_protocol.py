@@ -417,3 +417,47 @@ def test_a_wrong_input_part_is_caught_even_where_none_was_asked_for():
     model = mg.Sequential(Wrong(3, 4, rng=0), mg.Tanh(), mg.Linear(4, 2, rng=1))
     with pytest.raises(ShapeError, match=r"curvature_vp returned tuple\[shape \(1, 1\)"):
         mg.hvp(model, mg.SoftmaxCrossEntropy(), X, np.array([0, 1, 1, 0]), np.ones(26))
+
+
+# ------------------------------------------ the per-sample Jacobian's first leaf
+def last_leaf_net(cls):
+    return mg.Sequential(mg.Linear(3, 2, rng=2), cls([0.9, -1.2]))
+
+
+def jacobian_reference(net):                         # Linear(3, 2), then y = tanh(a * z)
+    def net_fn(u):
+        return anp.tanh((anp.dot(X, anp.reshape(u[:6], (2, 3)).T) + u[6:8]) * u[8:10])
+    return autograd.jacobian(net_fn)(mg.parameters_to_vector(net))
+
+
+def test_the_jacobian_takes_a_last_leafs_own_param_jacobian_as_it_is():
+    class Own(ScaledTanhJ):                          # J_theta written: the rows are never multiplied by I
+        def vjp_params_many(self, A, out=None):
+            raise AssertionError("the identity rows were pulled through vjp_params_many")
+    net = last_leaf_net(Own)
+    np.testing.assert_allclose(mg.jacobian(net, X), jacobian_reference(net), atol=TOL, rtol=0)
+
+
+def test_a_last_leaf_with_vjp_params_many_and_no_param_jacobian_pulls_the_identity_rows():
+    pushed = []
+
+    class Rows(ScaledTanhP):                         # products only: p forward products would build J_theta
+        def jvp(self, dX=None, dparams=None):
+            pushed.append(dparams is not None)
+            return super().jvp(dX, dparams)
+
+        def vjp_params_many(self, A, out=None):
+            a, x, d1, _ = self._parts()
+            return A * (d1 * x)[:, None, :]
+    net = last_leaf_net(Rows)
+    np.testing.assert_allclose(mg.jacobian(net, X), jacobian_reference(net), atol=TOL, rtol=0)
+    assert True not in pushed
+
+
+def test_a_last_leafs_param_jacobian_of_the_wrong_shape_is_named():
+    class Short(ScaledTanhJ):
+        def param_jacobian(self):
+            return super().param_jacobian()[:, :, :1]
+    with pytest.raises(ShapeError, match=r"\.param_jacobian returned shape \(4, 2, 1\), expected an "
+                                         r"array of shape \(4, 2, 2\)"):
+        mg.jacobian(last_leaf_net(Short), X)

@@ -52,9 +52,9 @@ class Linear(Module):
         # [I_o kron x^T, I_o]: zero but for x in the W columns of row i and 1 at b_i
         (B, m), o = self.input.shape, self.out_features
         J = np.empty((B, o, o * m + o)) if out is None else out
-        J.fill(0.0)
-        J[:, :, :o * m].reshape(B, o, o, m)[:, range(o), range(o)] = self.input[:, None, :]
-        J[:, :, o * m:] = np.eye(o)
+        J[:, :, :o * m], J[:, :, o * m:] = 0.0, np.eye(o)
+        for i in range(o):
+            J[:, i, i * m:(i + 1) * m] = self.input
         return J
 
     def jvp(self, dX=None, dparams=None):

@@ -46,7 +46,7 @@ class Linear(Module):
 
     # ------------------------------------------------------- first order
     def input_jacobian(self):
-        return np.broadcast_to(self.W, (self.input.shape[0],) + self.W.shape).copy()
+        return np.repeat(self.W[None], len(self.input), axis=0)       # W for each sample
 
     def param_jacobian(self, out=None):
         # [I_o kron x^T, I_o]: zero but for x in the W columns of row i and 1 at b_i

@@ -203,7 +203,7 @@ class Module(Cached):
         """The parameter arrays, in flattening order."""
         return list(self.params.values())
 
-    num_params = property(lambda self: sum([P.size for P in self.parameters()]),
+    num_params = property(lambda self: sum([P.size for P in self.params.values()]),
                           doc="p, the number of scalar parameters.")
 
     def zero_grad(self):

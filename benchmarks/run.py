@@ -352,7 +352,7 @@ def time_group(cells, budget_s, min_rounds, max_rounds, progress=None, wall=None
     samples = {k: [] for k in keys}
     for r in range(rounds):
         s = r % len(keys)
-        for k in keys[s:] + keys[:s]:               # each cell follows every other in turn
+        for k in keys[s:] + keys[:s]:               # rotated: every position in turn (same neighbours)
             f, c = cells[k], calls[k]
             w0, t0 = time.perf_counter(), CLOCK()
             for _ in range(c):

@@ -78,7 +78,7 @@ from grader import roster as rosters
 from grader.duplicates import template_keys
 from grader.grading import REPO, chapters, describe
 from grader.outputs import printable, table
-from grader.reports import ReportError, read_report, result_for, score
+from grader.reports import ReportError, plural, read_report, result_for, score
 from grader.settings import add_limit_options, limits_from
 
 __all__ = ["main", "parse_args", "chapters", "read_report", "score", "result_for", "table",
@@ -250,7 +250,8 @@ def main(argv=None):
     written = feedback.write_for_cli(ordered, args, lambda t: _say(t, sys.stderr)) and written
     show(ordered, len(found))
     if missing:
-        _say(f"grade: {len(missing)} students of the roster have no file: " + printable(
+        _say(f"grade: {plural(len(missing), 'student')} of the roster "
+             f"{'has' if len(missing) == 1 else 'have'} no file: " + printable(
             "; ".join(f"{s.student_id} {s.name}" for s in missing)), sys.stderr)
     if void:
         _say("grade: WARNING: the grader's copies of tests/grading, grader and minigrad "

@@ -95,7 +95,7 @@ def _head(title):
 def _split_message(message):
     """``(summary, detail)`` of an exercise message: ``"2 of 5 tests passed"`` and the rest."""
     summary, sep, detail = str(message).partition("; ")
-    if sep and re.fullmatch(r"\d+ of \d+ tests passed", summary):
+    if sep and re.fullmatch(r"\d+ of \d+ tests? passed", summary):
         return summary, detail
     return "", str(message)
 

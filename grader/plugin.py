@@ -91,11 +91,13 @@ def pytest_configure(config):
             config._grading_submission = notebooks.read(given)
     except (OSError, ValueError, KeyError, notebooks.NotGradable) as exc:
         raise pytest.UsageError(f"{job or given}: cannot be graded: {exc}")
-    if not _opt(config, "--no-sandbox", False):
-        try:
+    try:
+        if _opt(config, "--kernel-user", False):     # as the CLI: refused where it cannot hold
+            sandbox.check_user_level()
+        elif not _opt(config, "--no-sandbox", False):
             sandbox.check()
-        except sandbox.SandboxUnavailable as exc:
-            raise pytest.UsageError(f"{exc}")
+    except sandbox.SandboxUnavailable as exc:
+        raise pytest.UsageError(f"{exc}")
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-__all__ = ["ReportError", "read_report", "score", "result_for"]
+__all__ = ["ReportError", "read_report", "score", "result_for", "plural"]
 
 
 class ReportError(Exception):
@@ -19,6 +19,11 @@ class ReportError(Exception):
 
 
 _OUTCOMES = {"passed", "failed", "skipped", "notrun"}
+
+
+def plural(count, noun):
+    """'1 test', '2 tests': a count and its noun, in the number it needs."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def read_report(path):
@@ -62,10 +67,10 @@ def score(report):
         failed = [t for t in tests if t["outcome"] != "passed"]
         if failed:
             first = failed[0]
-            message = (f"{len(passed)} of {len(tests)} tests passed; "
+            message = (f"{len(passed)} of {plural(len(tests), 'test')} passed; "
                        f"{first['test']}: {first['reason'] or first['outcome']}")
         else:
-            message = f"passed ({len(tests)} tests)"
+            message = f"passed ({plural(len(tests), 'test')})"
         out.append({"id": ex, "points": round(max_points * len(passed) / len(tests), 2),
                     "max_points": max_points, "passed": not failed, "message": message})
     return out

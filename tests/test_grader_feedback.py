@@ -233,3 +233,9 @@ def test_a_feedback_page_that_cannot_be_written_is_exit_4(class_folder, tmp_path
     assert code == cli.EXIT_OUTPUT
     assert (tmp_path / "o.json").is_file()
     assert (folder / "broken.html").read_text() == "someone else's file"
+
+
+def test_the_count_is_split_from_the_message_in_either_number():
+    assert feedback._split_message("0 of 1 test passed; t: no") == ("0 of 1 test passed", "t: no")
+    assert feedback._split_message("3 of 10 tests passed; t: no") == ("3 of 10 tests passed", "t: no")
+    assert feedback._split_message("passed (1 test)") == ("", "passed (1 test)")

@@ -233,7 +233,7 @@ def _stand_in_grading(submission, test_files, workspace, args, number):
     if b"enospc" in name:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(workspace / "jobs" / "0.json"))
     passed = b"surrogate" not in name
-    message = "passed (1 tests)" if passed else "0 of 1 tests passed; t: raised ValueError: \ud800"
+    message = "passed (1 test)" if passed else "0 of 1 test passed; t: raised ValueError: \ud800"
     return cli.result_for(submission.path, submission.chapter, [
         {"id": "2.1", "points": 2.0 if passed else 0.0, "max_points": 2.0, "passed": passed,
          "message": message}])
@@ -563,3 +563,15 @@ def test_real_run_full_disk_under_the_temporary_folder_costs_only_that_notebook(
     error = real_run["by_name"]["enospc.ipynb"]["error"]
     assert "No space left on device" in error and "grade it again" in error
     _full_marks(real_run["by_name"][MUELLER_SHOWN])
+
+
+def test_an_exercise_message_counts_its_tests_in_the_right_number():
+    from grader.reports import score
+
+    def report(*outcomes):
+        return {"tests": [{"test": f"t{i}", "exercise": "2.1", "outcome": outcome, "points": 2.0,
+                           "reason": None if outcome == "passed" else "wrong values"}
+                          for i, outcome in enumerate(outcomes)]}
+    assert score(report("passed"))[0]["message"] == "passed (1 test)"
+    assert score(report("failed"))[0]["message"] == "0 of 1 test passed; t0: wrong values"
+    assert score(report("passed", "failed"))[0]["message"] == "1 of 2 tests passed; t1: wrong values"

@@ -227,3 +227,22 @@ def test_the_cli_refuses_kernel_user_where_it_cannot_hold(monkeypatch, capsys):
     notebook = str(ROOT / "solutions" / "02_linear_algebra.ipynb")
     assert cli.main([notebook, "--kernel-user"]) == cli.EXIT_USAGE
     assert "refusing to grade with --kernel-user" in capsys.readouterr().err
+
+
+def test_the_plugin_run_directly_refuses_kernel_user_where_it_cannot_hold(monkeypatch):
+    from grader import plugin
+
+    class Config:                                  # what pytest_configure reads of a pytest config
+        def __init__(self, options):
+            self.options = options
+
+        def addinivalue_line(self, *args):
+            pass
+
+        def getoption(self, name):
+            return self.options.get(name)
+    monkeypatch.setattr(sandbox, "_root", lambda: False)
+    notebook = str(ROOT / "solutions" / "02_linear_algebra.ipynb")
+    with pytest.raises(pytest.UsageError, match="needs the grader to run as root"):
+        plugin.pytest_configure(Config({"--notebook": notebook, "--kernel-user": True,
+                                        "--no-sandbox": True}))

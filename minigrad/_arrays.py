@@ -11,12 +11,9 @@ def flatten(arrays):
 
 
 def unflatten(v, like):
-    """v split into arrays shaped like those of ``like`` (the inverse of flatten)."""
-    out, k = [], 0
-    for P in like:
-        out.append(v[k:k + P.size].reshape(P.shape))
-        k += P.size
-    return out
+    """v split into arrays shaped like those of the list ``like`` (the inverse of flatten)."""
+    ends = np.cumsum([P.size for P in like], dtype=int)
+    return [v[end - P.size:end].reshape(P.shape) for P, end in zip(like, ends)]
 
 
 def diagonal(D, add_to=None):

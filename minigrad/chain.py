@@ -79,9 +79,9 @@ def pull_params(leaves, A, out=None):
 
 
 def hessian_blocks(leaves, G, H, need_input=False, out=None):
-    """The Hessian of a scalar loss w.r.t. the parameters (and, if asked, the input)
-    of the chain, from G = dL/dy (B, o) and H = d^2L/dy^2 (B, o, o) at the output
-    (G = None: the Gauss-Newton matrix), added into ``out`` (n, n) when given.
+    """The Hessian of a scalar loss w.r.t. the parameters (and, if asked, the input) of the
+    chain, from G = dL/dy (B, o) and H = d^2L/dy^2 (B, o, o) at the output (G = None: the
+    Gauss-Newton matrix), added into ``out`` (n, n) when given, else written (blocks tile it).
     Returns (H_pp (n, n), H_xp (B, m, n), H_xx (B, m, m)), the last two None unless
     need_input. Backwards through the leaves, the composition formula on the joint
     variable (leaf input x, own parameters theta, later parameters w), carrying
@@ -94,19 +94,22 @@ def hessian_blocks(leaves, G, H, need_input=False, out=None):
     Jacobian and no dense J^T H J is formed.
     """
     n = end = sum(mod.num_params for mod in leaves)
-    Hpp = np.zeros((n, n)) if out is None else out
+    Hpp = np.empty((n, n)) if out is None else out
+    put = np.copyto if out is None else lambda region, block: np.add(region, block, out=region)
     Hzz, Hwz = H, np.zeros((H.shape[0], 0, H.shape[1]))
     for k in range(len(leaves) - 1, -1, -1):
         mod, p = leaves[k], leaves[k].num_params
         (B, m), start = mod.input.shape, end - p
         if p:
-            block = returned(mod, "gram_params", (p, p), Hzz)
+            view, write = Hpp[start:end, start:end], out is None and _takes(type(mod), "gram_params", "out")
+            block = returned(mod, "gram_params", (p, p), Hzz, *[view][:write])     # in place: out=
             C = None if G is None else returned(mod, "curvature_pp", {(p, p), None}, G)
-            Hpp[start:end, start:end] += block if C is None else block + C
+            if block is not view or C is not None:
+                put(view, block if C is None else block + C)
             if end < n:
                 cross = returned(mod, "vjp_params_sum", (n - end, p), Hwz)
-                Hpp[end:, start:end] += cross
-                Hpp[start:end, end:] += cross.T
+                put(Hpp[end:, start:end], cross)
+                put(Hpp[start:end, end:], cross.T)
         if k == 0 and not need_input:
             break
         GX, Hxx, HJ = compose(mod, G, Hzz)

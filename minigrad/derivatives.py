@@ -147,12 +147,12 @@ def _hessian_memory(leaves):
 def _hessian(model, loss, X, T, who, residual):
     leaves = model_and_loss(model, loss, who, X, T)
     n, (per_sample, fixed) = model.num_params, _hessian_memory(leaves)
-    out, X, T = np.zeros((n, n)), model.input, loss.T
-    for _ in _chunks(len(X), who, out.shape, per_sample, lambda rows: loss.at(model(X[rows]), T[rows]),
+    out, X, T = None, model.input, loss.T                # the first chunk writes it, the others add
+    for _ in _chunks(len(X), who, (n, n), per_sample, lambda rows: loss.at(model(X[rows]), T[rows]),
                      fixed):
         share = len(loss.T) / len(X)                  # the chunk's share of the batch mean
-        hessian_blocks(leaves, loss.backward() * share if residual else None,
-                       loss.hessian() * share, out=out)
+        out = hessian_blocks(leaves, loss.backward() * share if residual else None,
+                             loss.hessian() * share, out=out)[0]
     return finite_result(out, who)
 
 

@@ -92,7 +92,7 @@ class Linear(Module):
         S = (A.reshape(B, k * o).T @ X).reshape(k, o * m)
         return np.concatenate([S, A.sum(axis=0)], axis=1)
 
-    def gram_params(self, H):
+    def gram_params(self, H, out=None):
         """sum_b J_theta^T H_b J_theta for symmetric H_b: (p, p), in blocks
         W-W: sum_b H_b kron x_b x_b^T, W-b: sum_b H_b kron x_b, b-b: sum_b H_b.
 
@@ -113,7 +113,7 @@ class Linear(Module):
         Z = X[:, j] / s[:, None]
         Z *= X[:, l]                                            # x_j x_l / s: (B, m(m+1)/2)
         R = (H[:, i, k] * s[:, None]).T @ Z                     # R[{i,k}, {j,l}]
-        out = np.empty((om + o, om + o))
+        out = np.empty((om + o, om + o)) if out is None else out       # every entry written
         WW = out[:om, :om].reshape(o, m, o, m)                  # a view: [i, j, k, l]
         for a in range(o):
             WW[a] = R[ik[a]][:, jl].transpose(1, 0, 2)          # [k, j, l] -> [j, k, l]

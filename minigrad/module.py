@@ -26,8 +26,8 @@ class Module(Cached):
         second order        curvature_vp(G, dX, dparams) -> ((B, m), [per parameter]),
                             or curvature_xx(G) (B, m, m), curvature_xp(G) (B, m, p)
                             and curvature_pp(G) (p, p), None for a zero block
-        for speed           vjp_input, vjp_params, the batched products; out= (write in place)
-                            in param_jacobian, vjp_params_many; inputs=False (no input part) in curvature_vp
+        for speed           vjp_input, vjp_params, the batched products; out= (write in place) in
+                            param_jacobian, vjp_params_many, gram_params; curvature_vp inputs=False
 
     Everything else, and every derivative of a whole model, follows from those; a
     value a method returns is checked where the chain rule uses it (shape, named

@@ -461,3 +461,40 @@ def test_a_last_leafs_param_jacobian_of_the_wrong_shape_is_named():
     with pytest.raises(ShapeError, match=r"\.param_jacobian returned shape \(4, 2, 1\), expected an "
                                          r"array of shape \(4, 2, 2\)"):
         mg.jacobian(last_leaf_net(Short), X)
+
+
+# --------------------------------------------- gram_params written in place (out=)
+class GramInPlace(ScaledTanhJ):                        # curvature_pp is not None: added after
+    def gram_params(self, H, out=None):
+        value = super().gram_params(H)
+        if out is None:
+            return value
+        out[...] = value
+        return out
+
+
+class GramIgnoresOut(ScaledTanhJ):                     # takes out= but returns its own array
+    def gram_params(self, H, out=None):
+        return super().gram_params(H)
+
+
+@pytest.mark.parametrize("cls", [GramInPlace, GramIgnoresOut])
+def test_a_gram_block_written_in_place_or_not_gives_the_hessian(cls):
+    rng = np.random.default_rng(1)
+    T = rng.integers(0, 3, 4)
+
+    def net(kind):
+        return mg.Sequential(mg.Linear(3, 2, rng=5), kind([0.9, -1.2]), mg.Linear(2, 3, rng=6))
+    for name in ("hessian", "gauss_newton"):
+        want = getattr(mg, name)(net(ScaledTanhJ), mg.SoftmaxCrossEntropy(), X, T)
+        got = getattr(mg, name)(net(cls), mg.SoftmaxCrossEntropy(), X, T)
+        np.testing.assert_allclose(got, want, atol=1e-15, rtol=0, err_msg=name)
+
+
+def test_linear_gram_params_in_place_equals_its_returned_block():
+    lin, H = mg.Linear(3, 4, rng=0), np.random.default_rng(2).standard_normal((5, 4, 4))
+    lin(np.random.default_rng(3).standard_normal((5, 3)))
+    H = H + H.transpose(0, 2, 1)
+    out = np.full((16, 16), np.nan)                      # p = o m + o
+    assert lin.gram_params(H, out=out) is out
+    np.testing.assert_array_equal(out, lin.gram_params(H))

@@ -12,8 +12,8 @@ def flatten(arrays):
 
 def unflatten(v, like):
     """v split into arrays shaped like those of the list ``like`` (the inverse of flatten)."""
-    ends = np.cumsum([P.size for P in like], dtype=int)
-    return [v[end - P.size:end].reshape(P.shape) for P, end in zip(like, ends)]
+    k = 0                                            # where the next array starts in v
+    return [v[k:(k := k + P.size)].reshape(P.shape) for P in like]
 
 
 def diagonal(D, add_to=None):

@@ -10,8 +10,7 @@ from .layers import Linear
 from .losses import Loss, MSELoss, NLLLoss, SoftmaxCrossEntropy
 from .module import Module
 from .sequential import Sequential
-from . import optim
-from . import operators
+from . import operators, optim
 from .operators import empirical_fisher, ggn_operator, hessian_operator
 
 __all__ = [

@@ -10,7 +10,8 @@ from .layers import Linear
 from .losses import Loss, MSELoss, NLLLoss, SoftmaxCrossEntropy
 from .module import Module
 from .sequential import Sequential
-from . import operators, optim
+from . import optim
+from . import operators
 from .operators import empirical_fisher, ggn_operator, hessian_operator
 
 __all__ = [

@@ -20,7 +20,8 @@ def diagonal(D, add_to=None):
     """diag(d_b) per sample from D (B, o): (B, o, o), or D added in place to the
     diagonals of ``add_to`` (B, o, o); never a product with I (inf * 0 is NaN)."""
     M = np.zeros(D.shape + D.shape[1:]) if add_to is None else add_to
-    M[:, range(D.shape[1]), range(D.shape[1])] += D
+    i = np.arange(D.shape[1])
+    M[:, i, i] += D
     return M
 
 

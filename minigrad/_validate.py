@@ -64,8 +64,9 @@ def as_vector(v, n, who, name="v"):
 
 
 def finite_result(A, who, name="result"):
-    """``A`` unchanged when every entry is finite, else ValueError naming the first NaN or infinity.
-    One sum of squares (a BLAS dot) decides; only a non-finite one (a bad entry or an overflow) looks."""
+    """Return ``A`` unchanged when every entry is finite, else raise ValueError
+    naming the first NaN or infinity. One sum (of squares, a BLAS dot) decides for a
+    finite array; only a non-finite sum (a bad entry, or a mere overflow) looks entry by entry."""
     if A.size and not math.isfinite(np.vdot(A, A)):
         bad = first_nonfinite(A)
         if bad is not None:

@@ -55,9 +55,10 @@ def gradient(leaves, G):
 
 
 def pull_params(leaves, A, out=None):
-    """Rows A (B, k, o) pulled back through the whole chain to the parameters, A J per sample:
-    (B, k, n), written into ``out`` when given. A None stands for the identity rows (k = o), A J = J,
-    the per-sample Jacobian: a last leaf that writes J_theta (param_jacobian) gives it and J_x as is."""
+    """Rows A (B, k, o) pulled back through the whole chain to the parameters,
+    A J per sample: (B, k, n), written into ``out`` when given. A None stands for
+    the identity rows (k = o), A J = J, the per-sample Jacobian: there a last leaf
+    that writes its J_theta (param_jacobian) gives J_theta and J_x as they are."""
     B, k = leaves[-1].output.shape if A is None else A.shape[:2]
     end = sum(sizes := [mod.num_params for mod in leaves])
     out = np.empty((B, k, end)) if out is None else out

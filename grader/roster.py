@@ -145,6 +145,12 @@ def parse(text, source="roster"):
         raise RosterError(f"{source}: empty: the header row ({', '.join(REQUIRED)}) is missing")
     columns = _header(rows[0], source)
     students, ids, logins = [], {}, {}
+
+    def claim(seen, key, shown, number, what, why):      # a value one row only may have
+        if key in seen:
+            raise RosterError(f"{source}: row {number} has the {what} {shown!r} of row "
+                              f"{seen[key]}: {why}")
+        seen[key] = number
     for number, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue                                # a blank line of a spreadsheet export
@@ -157,17 +163,10 @@ def parse(text, source="roster"):
             raise RosterError(f"{source}: row {number} has no student_id")
         if not name:
             raise RosterError(f"{source}: row {number} ({student_id}) has no name")
-        if student_id in ids:
-            raise RosterError(f"{source}: row {number} has the student_id {student_id!r} of "
-                              f"row {ids[student_id]}: each student must be on one row")
-        ids[student_id] = number
+        claim(ids, student_id, student_id, number, "student_id", "each student must be on one row")
         row_logins = _split(cell("login"))
         for login in row_logins:
-            key = login.casefold()
-            if key in logins:
-                raise RosterError(f"{source}: row {number} has the login {login!r} of row "
-                                  f"{logins[key]}: a login must name one student")
-            logins[key] = number
+            claim(logins, login.casefold(), login, number, "login", "a login must name one student")
         patterns = _split(cell("pattern"))
         for pattern in patterns:
             if pattern.count("[") != pattern.count("]"):
